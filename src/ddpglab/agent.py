@@ -1,0 +1,133 @@
+"""DDPG (Lillicrap et al. 2015) for K independent members: targets, losses, updates.
+
+Each equation lives in one function below. Losses are computed per member, shape (K,),
+and summed before ``backward``: member k's gradient is then exactly the gradient of its
+own loss, and Adam (elementwise) keeps an independent state per member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddpglab.config import AgentConfig
+from ddpglab.nets import Actor, Critic
+from ddpglab.replay import Batch
+from ddpglab.seeding import derive_seed
+
+
+def td_target(
+    rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """y = r + gamma (1 - terminated) Q'(s', mu'(s')).
+
+    Bootstraps through time-limit truncation (the state still has a future) and not
+    through termination (it has none).
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def critic_loss(q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """L_k = 1/B sum_i w_i (y_i - Q(s_i, a_i))^2 per member; w = 1 for uniform replay."""
+    return (weights * (y - q).square()).mean(dim=-1)
+
+
+def actor_loss(q_of_policy: torch.Tensor) -> torch.Tensor:
+    """L_k = -1/B sum_i Q(s_i, mu(s_i)) per member.
+
+    Its gradient is the deterministic policy gradient
+    -1/B sum_i grad_a Q(s_i, a)|_{a = mu(s_i)} grad_theta mu(s_i).
+    """
+    return -q_of_policy.mean(dim=-1)
+
+
+@torch.no_grad()
+def soft_update(
+    target: list[torch.Tensor], online: list[torch.Tensor], tau: float
+) -> None:
+    """theta' <- tau theta + (1 - tau) theta', in place on the target parameters."""
+    torch._foreach_lerp_(target, online, tau)
+
+
+class DDPGAgent:
+    """Actor, critic, their targets and optimisers for K members.
+
+    Args:
+        obs_dim: observation size.
+        act_dim: action size; actions live in [-1, 1]^act_dim.
+        config: the ``agent`` section of a :class:`~ddpglab.config.Config`.
+        seeds: one seed per member; member k's initial networks depend on ``seeds[k]`` only.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, seeds: list[int]):
+        self.config = config
+        self.members = len(seeds)
+        init = {"final_layer_init": config.final_layer_init}
+        actor_seeds = [derive_seed(s, "actor") for s in seeds]
+        critic_seeds = [derive_seed(s, "critic") for s in seeds]
+        self.actor = Actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
+        self.critic = Critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
+        self.actor_target = Actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
+        self.critic_target = Critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
+            p.requires_grad_(False)
+        self.actor_params = list(self.actor.parameters())
+        self.critic_params = list(self.critic.parameters())
+        self.actor_opt = torch.optim.Adam(self.actor_params, lr=config.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic_params, lr=config.critic_lr, fused=True)
+        self._target_params = [
+            *self.actor_target.parameters(),
+            *self.critic_target.parameters(),
+        ]
+        self._online_params = [*self.actor_params, *self.critic_params]
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions mu(s) in [-1, 1] for obs of shape (K, obs_dim)."""
+        return self.actor(torch.from_numpy(obs).unsqueeze(1)).squeeze(1).numpy()
+
+    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One DDPG step for every member: critic, then actor, then both soft target updates.
+
+        Returns the per-member critic loss and mean Q(s, a) on the batch, shape (K,), detached.
+        """
+        cfg = self.config
+        with torch.no_grad():
+            next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
+            y = td_target(batch.rewards, batch.terminated, next_q.squeeze(-1), cfg.gamma)
+
+        q = self.critic(batch.obs, batch.actions).squeeze(-1)
+        loss_q = critic_loss(q, y, batch.weights)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss_q.sum().backward()
+        self.critic_opt.step()
+
+        q_pi = self.critic(batch.obs, self.actor(batch.obs)).squeeze(-1)
+        loss_pi = actor_loss(q_pi)
+        self.actor_opt.zero_grad(set_to_none=True)
+        # Only the actor's gradient is wanted; the critic stays as its own step left it.
+        loss_pi.sum().backward(inputs=self.actor_params)
+        self.actor_opt.step()
+
+        soft_update(self._target_params, self._online_params, cfg.tau)
+        return loss_q.detach(), q.detach().mean(dim=-1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            getattr(self, name).load_state_dict(state[name])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])

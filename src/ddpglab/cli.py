@@ -1,0 +1,156 @@
+"""Command line: ``ddpglab train``.
+
+Bad input (unknown env, bad config key or value, an output folder holding another run)
+ends with one line on stderr and exit status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ddpglab.config import ConfigError, Config, load_config, parse_override, preset_names
+
+EXIT_USAGE = 2
+
+# What a finished or running ``ddpglab train`` leaves in its output folder.
+RUN_ARTIFACTS = (
+    "results.sqlite",
+    "results.sqlite-wal",
+    "results.sqlite-shm",
+    "config.yaml",
+    "summary.json",
+    "curve.png",
+    "checkpoints",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seeds(text: str) -> list[int]:
+    """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a list like 1,2,3: '{text}'")
+    if count < 1:
+        raise argparse.ArgumentTypeError("--seeds needs at least 1")
+    return list(range(count))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer: '{text}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ddpglab", description="DDPG research toolkit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train DDPG members (one per seed)")
+    train.add_argument(
+        "--preset", default=None, help=f"named config ({', '.join(preset_names())})"
+    )
+    train.add_argument("--config", type=Path, help="YAML config file, merged over the preset")
+    train.add_argument("--env", help="gymnasium env id (sets env.id)")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="train one member with this seed")
+    seeds.add_argument("--seeds", type=_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--episodes", type=_positive_int, help="episodes per member")
+    budget.add_argument("--steps", type=_positive_int, help="env steps per member")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set agent.tau=0.005 (repeatable)",
+    )
+    train.add_argument("--out", type=Path, required=True, help="output folder")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+    return parser
+
+
+def resolve_train_config(args: argparse.Namespace) -> Config:
+    """The validated config a ``train`` command line asks for."""
+    preset = args.preset if args.preset or args.config else "pendulum"
+    overrides: dict[str, Any] = dict(parse_override(item) for item in args.overrides)
+    if args.env:
+        overrides["env.id"] = args.env
+    if args.seed is not None:
+        overrides["train.seeds"] = [args.seed]
+    if args.seeds is not None:
+        overrides["train.seeds"] = args.seeds
+    if args.episodes is not None:
+        overrides.update({"train.episodes": args.episodes, "train.steps": None})
+    if args.steps is not None:
+        overrides.update({"train.steps": args.steps, "train.episodes": None})
+    return load_config(preset, args.config, overrides)
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds another run unless ``overwrite``; then clear its artifacts."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
+    if present and not overwrite:
+        raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
+    for name in present:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ddpglab.envs import make_env
+    from ddpglab.trainer import train
+
+    config = resolve_train_config(args)
+    make_env(config.env.id, config.env.max_episode_steps).close()
+    prepare_out_dir(args.out, args.overwrite)
+    summary = train(config, args.out, progress=not args.quiet)
+    if not args.quiet:
+        from ddpglab.report.console import print_summary
+
+        print_summary(summary, args.out)
+    else:
+        print(json.dumps({"out": str(args.out), "wall_s": round(summary.wall_s, 2)}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+    except ConfigError as err:
+        print(f"ddpglab: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ddpglab: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Typed, validated configuration: presets, YAML files and ``--set dotted.key=value`` overrides.
+
+A :class:`Config` is validated once, at the edge (CLI or Python API); code inside the
+library trusts it. Every validation problem surfaces as a :class:`ConfigError` whose
+message is one line that names the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """Invalid user input: a bad key, type or value. The message is one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvConfig(_Section):
+    """The gymnasium task."""
+
+    id: str = Field("Pendulum-v1", description="gymnasium environment id with a Box action space")
+    max_episode_steps: int | None = Field(
+        None, gt=0, description="time limit; None keeps the environment's registered limit"
+    )
+
+
+class AgentConfig(_Section):
+    """DDPG networks, losses and optimisation."""
+
+    hidden: list[int] = Field([256, 256], min_length=1, description="hidden layer widths")
+    actor_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the actor")
+    critic_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the critic")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
+    tau: float = Field(1e-3, gt=0, le=1, description="soft target update rate")
+    batch_size: int = Field(64, gt=0, description="minibatch size per member")
+    updates_per_step: int = Field(1, ge=0, description="gradient updates per env step")
+    learning_starts: int = Field(
+        0, ge=0, description="env steps with uniform random actions before the policy acts"
+    )
+    final_layer_init: float | None = Field(
+        None,
+        gt=0,
+        description="output layers drawn from U(-v, v) as in Lillicrap et al.; "
+        "None keeps PyTorch's fan-in default",
+    )
+
+    @model_validator(mode="after")
+    def _hidden_positive(self) -> AgentConfig:
+        if any(h <= 0 for h in self.hidden):
+            raise ValueError("agent.hidden: every width must be positive")
+        return self
+
+
+class NoiseConfig(_Section):
+    """Exploration noise added to the actor's action in [-1, 1] before clipping."""
+
+    kind: Literal["ou", "gaussian", "none"] = Field("ou", description="noise process")
+    scale: float = Field(
+        0.1, ge=0, description="OU: multiplier of the process; gaussian: standard deviation"
+    )
+    theta: float = Field(0.15, gt=0, le=1, description="OU mean-reversion rate per step")
+    sigma: float = Field(0.2, ge=0, description="OU diffusion per step")
+    mu: float = Field(0.0, description="OU long-run mean")
+
+
+class ReplayConfig(_Section):
+    """Replay buffer; ``kind`` selects the sampling strategy."""
+
+    kind: Literal["uniform"] = Field("uniform", description="sampling strategy")
+    capacity: int = Field(1_000_000, gt=0, description="transitions kept per member")
+
+
+class TrainConfig(_Section):
+    """Budget, seeds, evaluation and checkpoints."""
+
+    seeds: list[int] = Field([0], min_length=1, description="one member per seed")
+    episodes: int | None = Field(200, gt=0, description="episodes per member")
+    steps: int | None = Field(None, gt=0, description="env steps per member (instead of episodes)")
+    eval_every: int = Field(10, ge=0, description="evaluate every N episodes (0: only at the end)")
+    eval_episodes: int = Field(5, gt=0, description="deterministic episodes per evaluation")
+    checkpoint_every: int = Field(
+        50, ge=0, description="save actor weights every N episodes (0: only at the end)"
+    )
+    torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        if (self.episodes is None) == (self.steps is None):
+            raise ValueError("train: set exactly one of episodes and steps")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("train.seeds: seeds must be distinct")
+        return self
+
+
+class Config(_Section):
+    """A complete, validated ddpglab configuration."""
+
+    env: EnvConfig = EnvConfig()
+    agent: AgentConfig = AgentConfig()
+    noise: NoiseConfig = NoiseConfig()
+    replay: ReplayConfig = ReplayConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> Config:
+        if self.agent.batch_size > self.replay.capacity:
+            raise ValueError(
+                f"agent.batch_size ({self.agent.batch_size}) is larger than "
+                f"replay.capacity ({self.replay.capacity})"
+            )
+        return self
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``ddpglab/presets``."""
+    files = resources.files("ddpglab").joinpath("presets").iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of config sections")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(preset_names())}")
+    text = resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
+    return _read_yaml(text, f"preset {name}")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``dotted.key=value``; the value is read as YAML (``1e-3``, ``[64, 64]``, ``null``)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``section.key`` set; unknown keys are refused."""
+    out = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        model: type[BaseModel] = Config
+        node = out
+        for depth, part in enumerate(parts):
+            field = model.model_fields.get(part)
+            if field is None:
+                where = ".".join(parts[:depth]) or "the config"
+                known = ", ".join(model.model_fields)
+                raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
+            last = depth == len(parts) - 1
+            annotation = field.annotation
+            is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            if last:
+                if is_section:
+                    raise ConfigError(f"'{dotted}' is a section; set one of its keys")
+                node[part] = value
+            else:
+                if not is_section:
+                    raise ConfigError(f"unknown config key '{dotted}' ('{part}' has no sub-keys)")
+                node = node.setdefault(part, {})
+                model = annotation
+    return out
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{where}'"
+    return f"{where}: {msg}" if where else msg
+
+
+def validate(data: dict[str, Any]) -> Config:
+    """Validate a raw mapping into a :class:`Config`, raising a one-line :class:`ConfigError`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid config: {_first_error(err)}") from None
+
+
+def load_config(
+    preset: str | None = "pendulum",
+    file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Build a validated config: preset, then a YAML file on top, then ``overrides``.
+
+    Args:
+        preset: name of a shipped preset (see :func:`preset_names`); None starts from defaults.
+        file: YAML file with config sections, merged over the preset section by section.
+        overrides: ``{"agent.tau": 0.005, ...}`` applied last.
+    """
+    data = preset_dict(preset) if preset else {}
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        for section, values in _read_yaml(path.read_text(), str(path)).items():
+            if isinstance(values, dict) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+    return validate(apply_overrides(data, overrides or {}))
+
+
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML, loadable again with ``load_config(None, file=...)``."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,96 @@
+"""Actor and critic MLPs as ensembles of K independent members.
+
+Every layer holds a weight of shape (K, in, out) and a bias of shape (K, 1, out); a
+forward pass is one batched matrix product per layer (``torch.baddbmm``), so K members
+cost one kernel call instead of K. Member k's parameters are drawn from its own seed,
+so they are the same whether it is trained alone or beside others.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class EnsembleMLP(nn.Module):
+    """K independent MLPs ``in_dim -> hidden... -> out_dim`` with ReLU between layers.
+
+    Args:
+        in_dim: input features.
+        hidden: hidden layer widths.
+        out_dim: output features.
+        seeds: one seed per member; member k's initial weights depend on ``seeds[k]`` only.
+        final_layer_init: if given, the output layer is drawn from U(-v, v) (Lillicrap et
+            al. use 3e-3); otherwise every layer uses PyTorch's ``nn.Linear`` default,
+            U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: list[int],
+        out_dim: int,
+        seeds: list[int],
+        final_layer_init: float | None = None,
+    ):
+        super().__init__()
+        sizes = [in_dim, *hidden, out_dim]
+        k_members = len(seeds)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            self.weights.append(nn.Parameter(torch.empty(k_members, fan_in, fan_out)))
+            self.biases.append(nn.Parameter(torch.empty(k_members, 1, fan_out)))
+        self._init(seeds, final_layer_init)
+
+    @torch.no_grad()
+    def _init(self, seeds: list[int], final_layer_init: float | None) -> None:
+        last = len(self.weights) - 1
+        for k, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(seed)
+            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                bound = 1.0 / math.sqrt(w.shape[1])
+                if i == last and final_layer_init is not None:
+                    bound = final_layer_init
+                w[k].uniform_(-bound, bound, generator=gen)
+                b[k].uniform_(-bound, bound, generator=gen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (K, B, in_dim) -> (K, B, out_dim)."""
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = torch.relu(x)
+        return x
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's parameters alone (for per-seed checkpoints)."""
+        return {name: p[k].detach().clone() for name, p in self.named_parameters()}
+
+    def load_member_state(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p[k].copy_(state[name])
+
+
+class Actor(EnsembleMLP):
+    """Deterministic policy mu(s) in [-1, 1]^act_dim: MLP with tanh output."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], seeds: list[int], **kw):
+        super().__init__(obs_dim, hidden, act_dim, seeds, **kw)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(super().forward(obs))
+
+
+class Critic(EnsembleMLP):
+    """Action value Q(s, a): MLP on concat(s, a) to a scalar, shape (K, B, 1)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], seeds: list[int], **kw):
+        super().__init__(obs_dim + act_dim, hidden, 1, seeds, **kw)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat([obs, act], dim=-1))

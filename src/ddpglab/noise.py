@@ -1,0 +1,83 @@
+"""Exploration noise for K members: Ornstein-Uhlenbeck and Gaussian, in the action cube."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ddpglab.config import NoiseConfig
+from ddpglab.seeding import member_rngs
+
+
+class OrnsteinUhlenbeckNoise:
+    """Temporally correlated noise, one process per member and action dimension.
+
+    x_{t+1} = x_t + theta (mu - x_t) + sigma eps_t,  eps_t ~ N(0, I)   (dt = 1)
+    returned noise: scale * x_{t+1}.  x starts at mu and is reset to mu per episode.
+
+    The discrete process reverts to mu at rate theta and has stationary variance
+    sigma^2 / (2 theta - theta^2).
+    """
+
+    def __init__(
+        self,
+        act_dim: int,
+        seeds: list[int],
+        scale: float = 0.1,
+        theta: float = 0.15,
+        sigma: float = 0.2,
+        mu: float = 0.0,
+    ):
+        self.scale, self.theta, self.sigma, self.mu = scale, theta, sigma, mu
+        self.rngs = member_rngs(seeds, "noise")
+        self.state = np.full((len(seeds), act_dim), mu, dtype=np.float64)
+
+    def reset(self, members: np.ndarray | None = None) -> None:
+        """Put the process of the given members (default: all) back at mu."""
+        if members is None:
+            self.state[:] = self.mu
+        else:
+            self.state[members] = self.mu
+
+    def __call__(self) -> np.ndarray:
+        eps = np.stack([rng.standard_normal(self.state.shape[1]) for rng in self.rngs])
+        self.state += self.theta * (self.mu - self.state) + self.sigma * eps
+        return (self.scale * self.state).astype(np.float32)
+
+
+class GaussianNoise:
+    """Uncorrelated noise: scale * eps_t, eps_t ~ N(0, I); ``scale`` is the standard deviation."""
+
+    def __init__(self, act_dim: int, seeds: list[int], scale: float = 0.1):
+        self.scale, self.act_dim = scale, act_dim
+        self.rngs = member_rngs(seeds, "noise")
+
+    def reset(self, members: np.ndarray | None = None) -> None:
+        """Gaussian noise has no state."""
+
+    def __call__(self) -> np.ndarray:
+        eps = np.stack([rng.standard_normal(self.act_dim) for rng in self.rngs])
+        return (self.scale * eps).astype(np.float32)
+
+
+class NoNoise:
+    """Zero noise (pure exploitation)."""
+
+    def __init__(self, act_dim: int, seeds: list[int]):
+        self.zeros = np.zeros((len(seeds), act_dim), dtype=np.float32)
+
+    def reset(self, members: np.ndarray | None = None) -> None:
+        """Nothing to reset."""
+
+    def __call__(self) -> np.ndarray:
+        return self.zeros
+
+
+def make_noise(config: NoiseConfig, act_dim: int, seeds: list[int]):
+    """The exploration process named by ``config.kind``."""
+    if config.kind == "ou":
+        return OrnsteinUhlenbeckNoise(
+            act_dim, seeds, config.scale, config.theta, config.sigma, config.mu
+        )
+    if config.kind == "gaussian":
+        return GaussianNoise(act_dim, seeds, config.scale)
+    return NoNoise(act_dim, seeds)

@@ -1,0 +1,1 @@
+"""Reports derived from the results store: learning curves and console summaries."""

@@ -1,0 +1,163 @@
+"""SQLite results store: runs, episodes, evaluations and checkpoints.
+
+One row in ``runs`` per member (seed). Every finished episode is one row in ``episodes``,
+written in its own transaction, so a killed process leaves only whole episodes behind.
+Plots, tables and summaries are derived from this file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      INTEGER PRIMARY KEY,
+    env_id      TEXT NOT NULL,
+    seed        INTEGER NOT NULL,
+    variant     TEXT NOT NULL DEFAULT '',
+    config_json TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error       TEXT,
+    host        TEXT,
+    versions    TEXT,
+    started_at  REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+    episode     INTEGER NOT NULL,
+    return      REAL NOT NULL,
+    length      INTEGER NOT NULL,
+    env_steps   INTEGER NOT NULL,
+    wall_s      REAL NOT NULL,
+    critic_loss REAL,
+    mean_q      REAL,
+    PRIMARY KEY (run_id, episode)
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+    episode     INTEGER NOT NULL,
+    env_steps   INTEGER NOT NULL,
+    mean_return REAL NOT NULL,
+    returns     TEXT NOT NULL,
+    PRIMARY KEY (run_id, episode)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+    episode     INTEGER NOT NULL,
+    env_steps   INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    PRIMARY KEY (run_id, episode)
+);
+"""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape a run's numbers."""
+    import gymnasium
+    import numpy
+    import torch
+
+    import ddpglab
+
+    return {
+        "python": platform.python_version(),
+        "ddpglab": ddpglab.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+class ResultsStore:
+    """A connection to ``results.sqlite`` in WAL mode (one writer, any number of readers)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_run(self, env_id: str, seed: int, config: dict[str, Any], variant: str = "") -> int:
+        """Register a member's run as running; returns its ``run_id``."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs (env_id, seed, variant, config_json, status, host, versions,"
+                " started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (
+                    env_id,
+                    seed,
+                    variant,
+                    json.dumps(config, sort_keys=True),
+                    platform.node(),
+                    json.dumps(library_versions()),
+                    time.time(),
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                (status, error, time.time(), run_id),
+            )
+
+    def add_episodes(self, rows: Iterable[tuple]) -> None:
+        """Insert (run_id, episode, return, length, env_steps, wall_s, critic_loss, mean_q) rows."""
+        with self.conn:
+            self.conn.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
+        mean = sum(returns) / len(returns)
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO evals VALUES (?, ?, ?, ?, ?)",
+                (run_id, episode, env_steps, mean, json.dumps(returns)),
+            )
+
+    def add_checkpoint(self, run_id: int, episode: int, env_steps: int, path: str) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                (run_id, episode, env_steps, path),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT * FROM runs ORDER BY run_id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def returns(self, run_id: int) -> list[float]:
+        """Every episode return of a run, in episode order."""
+        cur = self.conn.execute(
+            "SELECT return FROM episodes WHERE run_id = ? ORDER BY episode", (run_id,)
+        )
+        return [row[0] for row in cur.fetchall()]
+
+    def episodes_frame(self):
+        """All episodes joined with their run's seed and variant, as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT r.variant, r.seed, e.* FROM episodes e JOIN runs r USING (run_id)"
+            " ORDER BY e.run_id, e.episode",
+            self.conn,
+        )

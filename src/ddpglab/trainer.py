@@ -1,0 +1,328 @@
+"""The training loop: act, step, store, learn, log, evaluate, checkpoint.
+
+K members (one per seed) run in lockstep: one batched actor forward picks every member's
+action, each member steps its own env, and one batched update trains all members at
+once. Member k's numbers depend on its own seed only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddpglab.agent import DDPGAgent
+from ddpglab.config import Config
+from ddpglab.envs import MemberEnvs, make_env, rescale_action
+from ddpglab.noise import make_noise
+from ddpglab.progress import TrainProgress
+from ddpglab.replay import make_buffer
+from ddpglab.seeding import derive_seed, member_rngs
+from ddpglab.store import ResultsStore
+
+
+@dataclass
+class MemberSummary:
+    """One member's (seed's) results."""
+
+    seed: int
+    episodes: int = 0
+    env_steps: int = 0
+    returns: list[float] = field(default_factory=list)
+    eval_return: float | None = None
+
+
+@dataclass
+class TrainSummary:
+    """What ``summary.json`` holds."""
+
+    env_id: str
+    wall_s: float
+    env_steps_per_s: float
+    members: list[MemberSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Trainer:
+    """Train K independent DDPG members, one per seed in ``config.train.seeds``.
+
+    Args:
+        config: a validated :class:`~ddpglab.config.Config`.
+        out_dir: where checkpoints go (``out_dir/checkpoints``); None keeps no checkpoints.
+        store: results store receiving every episode, evaluation and checkpoint; optional.
+        progress: show a live progress bar (only when stderr is a terminal).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        out_dir: str | Path | None = None,
+        store: ResultsStore | None = None,
+        progress: bool = False,
+    ):
+        self.config = config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.store = store
+        self.progress = progress
+        self.seeds = list(config.train.seeds)
+        if config.train.torch_threads is not None:
+            torch.set_num_threads(config.train.torch_threads)
+        self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
+        obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
+        self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds)
+        self.buffer = make_buffer(
+            config.replay.kind,
+            config.replay.capacity,
+            obs_dim,
+            act_dim,
+            members=len(self.seeds),
+            seed=self.seeds,
+            **config.replay.model_dump(exclude={"kind", "capacity"}),
+        )
+        self.noise = make_noise(config.noise, act_dim, self.seeds)
+        self.random_action_rngs = member_rngs(self.seeds, "random_actions")
+        self._eval_envs: dict[int, Any] = {}
+        self.members = [MemberSummary(seed=s) for s in self.seeds]
+        self.run_ids: list[int | None] = [None] * len(self.seeds)
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def _explore(self, obs: np.ndarray, step: int) -> np.ndarray:
+        """Uniform random actions before ``learning_starts``, then clip(mu(s) + noise, -1, 1)."""
+        if step < self.config.agent.learning_starts:
+            act_dim = self.envs.act_dim
+            return np.stack(
+                [rng.uniform(-1.0, 1.0, act_dim) for rng in self.random_action_rngs]
+            ).astype(np.float32)
+        return np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
+
+    def evaluate(self, members: list[int]) -> dict[int, list[float]]:
+        """Deterministic returns (no noise) of ``eval_episodes`` episodes per given member.
+
+        Each member has its own eval env, seeded from its seed, apart from its training env.
+        """
+        n_episodes = self.config.train.eval_episodes
+        for k in members:
+            if k not in self._eval_envs:
+                env = make_env(self.config.env.id, self.config.env.max_episode_steps)
+                env.reset(seed=derive_seed(self.seeds[k], "eval"))
+                self._eval_envs[k] = env
+        returns: dict[int, list[float]] = {k: [] for k in members}
+        for _ in range(n_episodes):
+            obs = np.zeros((len(self.seeds), self.envs.obs_dim), dtype=np.float32)
+            for k in members:
+                obs[k] = self._eval_envs[k].reset()[0]
+            running = {k: 0.0 for k in members}
+            while running:
+                actions = rescale_action(self.agent.act(obs), self.envs.low, self.envs.high)
+                for k in list(running):
+                    o, r, term, trunc, _ = self._eval_envs[k].step(actions[k])
+                    obs[k] = o
+                    running[k] += float(r)
+                    if term or trunc:
+                        returns[k].append(running.pop(k))
+        return returns
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _checkpoint(self, k: int) -> None:
+        if self.out_dir is None:
+            return
+        member = self.members[k]
+        folder = self.out_dir / "checkpoints" / f"seed{member.seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"episode{member.episodes:05d}.pt"
+        save_actor(self, k, path)
+        if self.store is not None:
+            rel = str(path.relative_to(self.out_dir))
+            self.store.add_checkpoint(self.run_ids[k], member.episodes, member.env_steps, rel)
+
+    def _record_eval(self, members: list[int]) -> None:
+        if not members:
+            return
+        for k, returns in self.evaluate(members).items():
+            member = self.members[k]
+            member.eval_return = float(np.mean(returns))
+            if self.store is not None:
+                self.store.add_eval(self.run_ids[k], member.episodes, member.env_steps, returns)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> TrainSummary:
+        """Train until every member has spent its budget; returns the summary."""
+        cfg = self.config
+        if self.store is not None:
+            resolved = cfg.model_dump(mode="json")
+            self.run_ids = [self.store.add_run(cfg.env.id, s, resolved) for s in self.seeds]
+        try:
+            summary = self._loop()
+        except BaseException as err:
+            if self.store is not None:
+                reason = f"{type(err).__name__}: {err}".strip()
+                for run_id in self.run_ids:
+                    self.store.finish_run(run_id, "failed", reason)
+            raise
+        finally:
+            self.envs.close()
+            for env in self._eval_envs.values():
+                env.close()
+        if self.store is not None:
+            for run_id in self.run_ids:
+                self.store.finish_run(run_id, "done")
+        return summary
+
+    def _loop(self) -> TrainSummary:
+        cfg = self.config
+        k_members = len(self.seeds)
+        budget_episodes, budget_steps = cfg.train.episodes, cfg.train.steps
+        batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
+        eval_every, ckpt_every = cfg.train.eval_every, cfg.train.checkpoint_every
+
+        active = np.ones(k_members, dtype=bool)
+        env_steps = np.zeros(k_members, dtype=np.int64)
+        ep_return = np.zeros(k_members, dtype=np.float64)
+        ep_length = np.zeros(k_members, dtype=np.int64)
+        ep_updates = np.zeros(k_members, dtype=np.int64)
+        loss_sum = torch.zeros(k_members)
+        q_sum = torch.zeros(k_members)
+        obs = self.envs.obs
+        step = 0
+        start = time.perf_counter()
+        bar = TrainProgress(self.members, budget_episodes, budget_steps, enabled=self.progress)
+
+        with bar:
+            while active.any():
+                actions = self._explore(obs, step)
+                obs_after, next_obs, rewards, terminated, truncated = self.envs.step(actions)
+                self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
+                obs = obs_after
+                step += 1
+                ep_return += rewards
+                ep_length += 1
+
+                if len(self.buffer) > batch_size:
+                    for _ in range(updates_per_step):
+                        loss, q = self.agent.update(self.buffer.sample(batch_size))
+                        loss_sum += loss
+                        q_sum += q
+                    ep_updates += updates_per_step
+
+                env_steps += active
+                ended = np.flatnonzero(terminated | truncated)
+                if ended.size:
+                    self.noise.reset(ended)
+                finished = []
+                to_eval: list[int] = []
+                rows = []
+                for k in ended:
+                    if not active[k]:
+                        continue
+                    member = self.members[k]
+                    member.episodes += 1
+                    member.env_steps = int(env_steps[k])
+                    member.returns.append(float(ep_return[k]))
+                    n = max(int(ep_updates[k]), 1)
+                    has_updates = ep_updates[k] > 0
+                    loss_k = float(loss_sum[k]) / n if has_updates else None
+                    q_k = float(q_sum[k]) / n if has_updates else None
+                    rows.append(
+                        (
+                            self.run_ids[k],
+                            member.episodes,
+                            float(ep_return[k]),
+                            int(ep_length[k]),
+                            member.env_steps,
+                            time.perf_counter() - start,
+                            loss_k,
+                            q_k,
+                        )
+                    )
+                    done = budget_episodes is not None and member.episodes >= budget_episodes
+                    if done:
+                        active[k] = False
+                        finished.append(k)
+                    if done or (eval_every and member.episodes % eval_every == 0):
+                        to_eval.append(k)
+                    if not done and ckpt_every and member.episodes % ckpt_every == 0:
+                        self._checkpoint(k)
+                if ended.size:
+                    ep_return[ended] = 0.0
+                    ep_length[ended] = 0
+                    ep_updates[ended] = 0
+                    loss_sum[ended] = 0.0
+                    q_sum[ended] = 0.0
+                if budget_steps is not None and step >= budget_steps:
+                    finished = list(np.flatnonzero(active))
+                    for k in finished:
+                        self.members[k].env_steps = int(env_steps[k])
+                    to_eval = sorted(set(to_eval) | set(finished))
+                    active[:] = False
+                if rows and self.store is not None:
+                    self.store.add_episodes(rows)
+                self._record_eval(to_eval)
+                for k in finished:
+                    self._checkpoint(k)
+                if rows or step % 1000 == 0:
+                    bar.update(time.perf_counter() - start, step)
+
+        wall = time.perf_counter() - start
+        total_steps = sum(m.env_steps for m in self.members)
+        return TrainSummary(
+            env_id=cfg.env.id,
+            wall_s=wall,
+            env_steps_per_s=total_steps / wall if wall > 0 else 0.0,
+            members=self.members,
+        )
+
+
+def save_actor(trainer: Trainer, k: int, path: Path) -> None:
+    """Save member k's actor with what is needed to rebuild and run it."""
+    cfg = trainer.config
+    torch.save(
+        {
+            "env_id": cfg.env.id,
+            "seed": trainer.seeds[k],
+            "episode": trainer.members[k].episodes,
+            "env_steps": trainer.members[k].env_steps,
+            "obs_dim": trainer.envs.obs_dim,
+            "act_dim": trainer.envs.act_dim,
+            "hidden": list(cfg.agent.hidden),
+            "actor": trainer.agent.actor.member_state(k),
+        },
+        path,
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def train(config: Config, out: str | Path | None = None, progress: bool = False) -> TrainSummary:
+    """Train one member per seed in ``config.train.seeds``; the Python API of ``ddpglab train``.
+
+    With ``out``, writes ``config.yaml``, ``results.sqlite``, ``checkpoints/``, ``curve.png``
+    and ``summary.json`` there (the folder is created; existing run files are not checked,
+    see the CLI for that). Without it, nothing is written and only the summary is returned.
+    """
+    if out is None:
+        return Trainer(config, progress=progress).run()
+    from ddpglab.config import to_yaml
+    from ddpglab.report.curves import plot_learning_curves
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "config.yaml", to_yaml(config))
+    with ResultsStore(out / "results.sqlite") as store:
+        summary = Trainer(config, out, store, progress).run()
+        plot_learning_curves(store, out / "curve.png", title=config.env.id)
+    _write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    return summary
