@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ddpglab.config import ConfigError, Config, load_config, parse_override, preset_names
+from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
 
 EXIT_USAGE = 2
 
@@ -43,7 +43,8 @@ def _seeds(text: str) -> list[int]:
             return [int(s) for s in text.split(",") if s.strip()]
         count = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count or a list like 1,2,3: '{text}'")
+        msg = f"expected a count or a list like 1,2,3: '{text}'"
+        raise argparse.ArgumentTypeError(msg) from None
     if count < 1:
         raise argparse.ArgumentTypeError("--seeds needs at least 1")
     return list(range(count))
@@ -53,7 +54,7 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'")
+        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer: '{text}'")
     return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class EnvConfig(_Section):
@@ -82,7 +82,9 @@ class ReplayConfig(_Section):
 class TrainConfig(_Section):
     """Budget, seeds, evaluation and checkpoints."""
 
-    seeds: list[int] = Field([0], min_length=1, description="one member per seed")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        [0], min_length=1, description="one member per seed (non-negative)"
+    )
     episodes: int | None = Field(200, gt=0, description="episodes per member")
     steps: int | None = Field(None, gt=0, description="env steps per member (instead of episodes)")
     eval_every: int = Field(10, ge=0, description="evaluate every N episodes (0: only at the end)")

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny configs that train in well under a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from ddpglab.config import Config, load_config
+
+# Small networks and short episodes: enough to exercise every code path of the trainer
+# (updates start once the buffer holds more than one batch) at a fraction of the cost.
+TINY: dict[str, Any] = {
+    "agent.hidden": [32, 32],
+    "agent.batch_size": 16,
+    "replay.capacity": 1000,
+    "env.max_episode_steps": 50,
+    "train.episodes": 3,
+    "train.eval_every": 0,
+    "train.eval_episodes": 1,
+    "train.checkpoint_every": 0,
+    "train.torch_threads": 1,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny networks are fastest on one thread, and the test machine is shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """Factory: ``tiny_config(**{"train.seeds": [3]})`` -> a validated tiny Pendulum config."""
+
+    def make(**overrides: Any) -> Config:
+        return load_config(None, overrides={**TINY, **overrides})
+
+    return make

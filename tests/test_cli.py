@@ -1,0 +1,384 @@
+"""``ddpglab train`` end to end: bad input is refused cleanly, a run writes every artifact."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ddpglab.cli import build_parser, main, resolve_train_config
+from ddpglab.config import load_config
+
+# Tiny but complete runs: small networks and replay, no periodic evaluation, one torch thread.
+FAST = [
+    "--set", "agent.hidden=[32,32]",
+    "--set", "agent.batch_size=16",
+    "--set", "replay.capacity=1000",
+    "--set", "train.eval_every=0",
+    "--set", "train.eval_episodes=1",
+    "--set", "train.torch_threads=1",
+]  # fmt: skip
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """main(argv) -> (exit status, stdout, stderr); argparse's SystemExit counts as a status."""
+    try:
+        rc = main(argv)
+    except SystemExit as exit_:
+        rc = exit_.code
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def assert_refused(rc: int, err: str, out_dir: Path, *mentions: str) -> None:
+    assert rc == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ddpglab")
+    assert "error" in lines[0]
+    for text in mentions:
+        assert text in lines[0]
+    assert not out_dir.exists(), "nothing may be written for bad input"
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["--env", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
+        (["--env", "CartPole-v1"], ["CartPole-v1", "Discrete"]),
+        (["--set", "agent.lrr=1"], ["agent.lrr"]),
+        (["--set", "agent.batch_size=abc"], ["agent.batch_size"]),
+        (["--set", "agent.actor_lr=-1e-3"], ["agent.actor_lr"]),
+        (["--set", "agent.critic_lr=-0.1"], ["agent.critic_lr"]),
+        (["--set", "agent.tau=0"], ["agent.tau"]),
+        (["--set", "agent.tau=1.5"], ["agent.tau"]),
+        (["--set", "agent.gamma=-0.1"], ["agent.gamma"]),
+        (["--set", "agent.gamma=1.5"], ["agent.gamma"]),
+        (["--set", "agent.batch_size=128", "--set", "replay.capacity=100"], ["batch_size"]),
+        (["--set", "agent.tau"], ["dotted.key=value"]),
+        (["--set", "agent=1"], ["agent"]),
+        (["--preset", "nope"], ["nope"]),
+        (["--seeds", "1,1"], ["seeds"]),
+    ],
+)
+def test_bad_input_is_refused_with_one_line_and_status_2(tmp_path, capsys, args, mentions):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", *args, "--episodes", "1", "--out", str(out)], capsys)
+    assert_refused(rc, err, out, *mentions)
+
+
+def test_missing_config_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    missing = tmp_path / "nope.yaml"
+    rc, _, err = run_cli(["train", "--config", str(missing), "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--episodes", "0"],
+        ["train", "--steps", "-5"],
+        ["train", "--seeds", "0"],
+        ["train", "--seeds", "x"],
+        ["train", "--seed", "x"],
+        ["train", "--seed", "1", "--seeds", "2"],
+        ["train", "--episodes", "2", "--steps", "5"],
+        ["train", "--no-such-flag"],
+        ["fly"],
+    ],
+)
+def test_malformed_command_lines_exit_2_with_one_line(tmp_path, capsys, args):
+    out = tmp_path / "run"
+    rc, _, err = run_cli([*args, "--out", str(out)], capsys)
+    assert_refused(rc, err, out)
+
+
+def test_missing_out_is_refused(capsys):
+    rc, _, err = run_cli(["train", "--episodes", "1"], capsys)
+    assert rc == 2
+    assert "--out" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_negative_seed_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(
+        ["train", "--seed", "-1", "--episodes", "1", *FAST, "--out", str(out)], capsys
+    )
+    assert_refused(rc, err, out, "seed")
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.write_text("not a folder")
+    rc, _, err = run_cli(["train", "--episodes", "1", "--out", str(out)], capsys)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
+    assert out.read_text() == "not a folder"
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def previous_run(tmp_path) -> Path:
+    out = tmp_path / "run"
+    (out / "checkpoints" / "seed7").mkdir(parents=True)
+    (out / "config.yaml").write_text("previous run\n")
+    (out / "results.sqlite").write_bytes(b"previous results")
+    (out / "checkpoints" / "seed7" / "episode00009.pt").write_bytes(b"weights")
+    (out / "notes.txt").write_text("my notes\n")
+    return out
+
+
+def test_out_holding_another_run_is_refused_and_left_untouched(previous_run, capsys):
+    before = snapshot(previous_run)
+    argv = ["train", "--episodes", "1", *FAST, "--out", str(previous_run)]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert "--overwrite" in err
+    assert snapshot(previous_run) == before
+
+
+def test_overwrite_replaces_the_previous_run_but_keeps_other_files(previous_run, capsys):
+    argv = [
+        "train", "--episodes", "1", "--set", "env.max_episode_steps=30", *FAST,
+        "--out", str(previous_run), "--overwrite", "--quiet",
+    ]  # fmt: skip
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    assert load_config(None, file=previous_run / "config.yaml").env.max_episode_steps == 30
+    assert not (previous_run / "checkpoints" / "seed7" / "episode00009.pt").exists()
+    with sqlite3.connect(previous_run / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
+    assert (previous_run / "notes.txt").read_text() == "my notes\n"
+
+
+# -- how the command line becomes a config ------------------------------------------------------
+
+
+def resolve(*argv: str):
+    return resolve_train_config(build_parser().parse_args(["train", *argv, "--out", "x"]))
+
+
+def test_command_line_flags_set_the_config():
+    assert resolve().env.id == "Pendulum-v1"
+    assert resolve("--preset", "bipedal").env.id == "BipedalWalker-v3"
+    assert resolve("--seed", "5").train.seeds == [5]
+    assert resolve("--seeds", "3").train.seeds == [0, 1, 2]
+    assert resolve("--seeds", "4,7").train.seeds == [4, 7]
+    steps = resolve("--steps", "500").train
+    assert (steps.steps, steps.episodes) == (500, None)
+    episodes = resolve("--preset", "bipedal", "--episodes", "7").train
+    assert (episodes.steps, episodes.episodes) == (None, 7)
+    assert resolve("--set", "agent.tau=0.01", "--set", "agent.hidden=[8]").agent.hidden == [8]
+    assert resolve("--set", "agent.tau=0.01").agent.tau == 0.01
+
+
+def test_config_file_flag_starts_from_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("env:\n  id: BipedalWalker-v3\ntrain:\n  episodes: 9\n")
+    config = resolve("--config", str(path))
+    assert config.env.id == "BipedalWalker-v3"
+    assert config.train.episodes == 9
+
+
+# -- a complete 3-episode run through the CLI -----------------------------------------------------
+
+SMOKE_SETS = {
+    "agent.hidden": [32, 32],
+    "train.eval_every": 2,
+    "train.checkpoint_every": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    argv = [
+        "train", "--preset", "pendulum-2023", "--episodes", "3",
+        "--set", "agent.hidden=[32,32]",
+        "--set", "train.eval_every=2",
+        "--set", "train.checkpoint_every=2",
+        "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(argv)
+    return out, rc, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def smoke_db(smoke_run):
+    db = sqlite3.connect(smoke_run[0] / "results.sqlite")
+    db.row_factory = sqlite3.Row
+    yield db
+    db.close()
+
+
+def expected_smoke_config():
+    return load_config(
+        "pendulum-2023", overrides={**SMOKE_SETS, "train.episodes": 3, "train.steps": None}
+    )
+
+
+def test_smoke_run_succeeds_quietly(smoke_run):
+    out, rc, stdout, stderr = smoke_run
+    assert rc == 0, stderr
+    assert stderr == ""
+    # --quiet prints one machine-readable line.
+    assert json.loads(stdout.strip())["out"] == str(out)
+
+
+def test_smoke_run_writes_every_artifact_and_no_leftovers(smoke_run):
+    out = smoke_run[0]
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "results.sqlite", "curve.png", "summary.json", "checkpoints"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_smoke_config_yaml_loads_back_into_the_resolved_config(smoke_run):
+    assert load_config(None, file=smoke_run[0] / "config.yaml") == expected_smoke_config()
+
+
+def test_smoke_runs_table_has_the_finished_run(smoke_db):
+    runs = [dict(r) for r in smoke_db.execute("SELECT * FROM runs")]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["status"] == "done"
+    assert run["error"] is None
+    assert run["env_id"] == "Pendulum-v1"
+    assert run["seed"] == 0
+    assert json.loads(run["config_json"]) == expected_smoke_config().model_dump(mode="json")
+    versions = json.loads(run["versions"])
+    assert versions["torch"] == torch.__version__
+    assert {"python", "ddpglab", "numpy", "gymnasium"} <= set(versions)
+    assert run["started_at"] <= run["finished_at"]
+
+
+def test_smoke_episodes_table_has_one_row_per_episode(smoke_db):
+    rows = [dict(r) for r in smoke_db.execute("SELECT * FROM episodes ORDER BY episode")]
+    assert [r["episode"] for r in rows] == [1, 2, 3]
+    assert [r["length"] for r in rows] == [200, 200, 200]
+    assert [r["env_steps"] for r in rows] == [200, 400, 600]
+    walls = [r["wall_s"] for r in rows]
+    assert 0 < walls[0] <= walls[1] <= walls[2]
+    for r in rows:
+        # Pendulum rewards lie in [-16.27, 0] per step.
+        assert -16.3 * 200 <= r["return"] <= 0
+        # Updates start after 65 steps (buffer > batch 64), so every episode has some.
+        assert np.isfinite(r["critic_loss"]) and r["critic_loss"] >= 0
+        assert np.isfinite(r["mean_q"])
+
+
+def test_smoke_evals_table_has_every_evaluation(smoke_db):
+    rows = [dict(r) for r in smoke_db.execute("SELECT * FROM evals ORDER BY episode")]
+    # Every 2 episodes, and at the end.
+    assert [r["episode"] for r in rows] == [2, 3]
+    assert [r["env_steps"] for r in rows] == [400, 600]
+    for r in rows:
+        returns = json.loads(r["returns"])
+        assert len(returns) == 5  # eval_episodes of the preset
+        assert r["mean_return"] == pytest.approx(np.mean(returns))
+
+
+def test_smoke_checkpoints_table_points_at_saved_actors(smoke_run, smoke_db):
+    out = smoke_run[0]
+    rows = [dict(r) for r in smoke_db.execute("SELECT * FROM checkpoints ORDER BY episode")]
+    assert [r["episode"] for r in rows] == [2, 3]
+    for r in rows:
+        path = out / r["path"]
+        assert path.is_file()
+        saved = torch.load(path, weights_only=True)
+        assert saved["env_id"] == "Pendulum-v1"
+        assert saved["seed"] == 0
+        assert saved["episode"] == r["episode"]
+        assert saved["hidden"] == [32, 32]
+        shapes = sorted(tuple(t.shape) for t in saved["actor"].values())
+        assert (3, 32) in shapes and (32, 32) in shapes and (32, 1) in shapes
+
+
+def test_smoke_curve_is_a_png(smoke_run):
+    data = (smoke_run[0] / "curve.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 1000
+
+
+def test_smoke_summary_json_matches_the_store(smoke_run, smoke_db):
+    summary = json.loads((smoke_run[0] / "summary.json").read_text())
+    assert {"env_id", "wall_s", "env_steps_per_s", "members"} <= set(summary)
+    assert summary["env_id"] == "Pendulum-v1"
+    assert summary["wall_s"] > 0
+    assert summary["env_steps_per_s"] == pytest.approx(600 / summary["wall_s"])
+    assert len(summary["members"]) == 1
+    member = summary["members"][0]
+    assert {"seed", "episodes", "env_steps", "returns", "eval_return"} <= set(member)
+    assert member["seed"] == 0
+    assert member["episodes"] == 3
+    assert member["env_steps"] == 600
+    stored = [r[0] for r in smoke_db.execute("SELECT return FROM episodes ORDER BY episode")]
+    assert member["returns"] == stored
+    last_eval = smoke_db.execute("SELECT mean_return FROM evals ORDER BY episode DESC").fetchone()
+    assert member["eval_return"] == pytest.approx(last_eval[0])
+
+
+# -- budgets and members through the CLI ----------------------------------------------------------
+
+
+def test_cli_step_budget(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()  # an empty folder is no previous run: accepted without --overwrite
+    argv = ["train", "--steps", "120", "--set", "env.max_episode_steps=50", *FAST,
+            "--out", str(out), "--quiet"]  # fmt: skip
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    [member] = summary["members"]
+    assert member["env_steps"] == 120
+    assert member["episodes"] == 2
+    assert len(member["returns"]) == 2
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM episodes").fetchone() == (2,)
+        assert db.execute("SELECT status FROM runs").fetchall() == [("done",)]
+    config = load_config(None, file=out / "config.yaml")
+    assert (config.train.steps, config.train.episodes) == (120, None)
+
+
+def test_cli_seeds_trains_one_member_per_seed(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--seeds", "2", "--episodes", "2", "--set", "env.max_episode_steps=30",
+            *FAST, "--out", str(out), "--quiet"]  # fmt: skip
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["seed"] for m in summary["members"]] == [0, 1]
+    assert [m["episodes"] for m in summary["members"]] == [2, 2]
+    assert [m["env_steps"] for m in summary["members"]] == [60, 60]
+    assert summary["env_steps_per_s"] == pytest.approx(120 / summary["wall_s"])
+    with sqlite3.connect(out / "results.sqlite") as db:
+        runs = db.execute("SELECT run_id, seed, status FROM runs ORDER BY seed").fetchall()
+        assert [(seed, status) for _, seed, status in runs] == [(0, "done"), (1, "done")]
+        for (run_id, _, _), member in zip(runs, summary["members"], strict=True):
+            stored = db.execute(
+                "SELECT return FROM episodes WHERE run_id = ? ORDER BY episode", (run_id,)
+            ).fetchall()
+            assert [r[0] for r in stored] == member["returns"]
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"seed0", "seed1"}

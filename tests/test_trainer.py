@@ -1,0 +1,243 @@
+"""The training loop: independence of members, determinism, what gets stored and when."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from ddpglab.noise import OrnsteinUhlenbeckNoise
+from ddpglab.store import ResultsStore
+from ddpglab.trainer import Trainer, TrainSummary, train
+
+# A short random warm-up too, so the random-action streams are covered as well.
+WARMUP = {"agent.learning_starts": 20}
+
+
+def returns_of(summary: TrainSummary) -> list[list[float]]:
+    return [m.returns for m in summary.members]
+
+
+def policy(trainer: Trainer, obs: np.ndarray) -> np.ndarray:
+    """mu(s) of every member on its own observations, obs shaped (K, B, obs_dim)."""
+    with torch.no_grad():
+        return trainer.agent.actor(torch.from_numpy(obs)).numpy()
+
+
+# -- independence and determinism ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_3_alone(tiny_config):
+    return train(tiny_config(**WARMUP, **{"train.seeds": [3]}))
+
+
+@pytest.fixture(scope="module")
+def seeds_1_2_3(tiny_config):
+    return train(tiny_config(**WARMUP, **{"train.seeds": [1, 2, 3]}))
+
+
+def test_train_without_out_returns_a_summary_per_member(seeds_1_2_3):
+    assert isinstance(seeds_1_2_3, TrainSummary)
+    assert seeds_1_2_3.env_id == "Pendulum-v1"
+    assert [m.seed for m in seeds_1_2_3.members] == [1, 2, 3]
+    for m in seeds_1_2_3.members:
+        assert m.episodes == 3
+        assert m.env_steps == 150
+        assert len(m.returns) == 3
+        assert all(np.isfinite(m.returns))
+        # eval_every 0 still evaluates once at the end.
+        assert m.eval_return is not None
+    total = sum(m.env_steps for m in seeds_1_2_3.members)
+    assert seeds_1_2_3.env_steps_per_s == pytest.approx(total / seeds_1_2_3.wall_s)
+
+
+def test_a_member_trains_the_same_alone_or_beside_others(seed_3_alone, seeds_1_2_3):
+    alone = seed_3_alone.members[0]
+    member = seeds_1_2_3.members[2]
+    assert member.seed == alone.seed == 3
+    np.testing.assert_allclose(member.returns, alone.returns, rtol=1e-4)
+    assert member.eval_return == pytest.approx(alone.eval_return, rel=1e-4)
+
+
+def test_members_with_different_seeds_do_not_share_random_streams(seeds_1_2_3):
+    """Negative control: were the streams shared, members 1 and 2 would be identical."""
+    r1, r2, r3 = returns_of(seeds_1_2_3)
+    assert r1[0] != pytest.approx(r2[0], rel=1e-3)
+    assert r2[0] != pytest.approx(r3[0], rel=1e-3)
+
+
+def test_different_seeds_trained_alone_give_different_returns(tiny_config, seed_3_alone):
+    other = train(tiny_config(**WARMUP, **{"train.seeds": [4], "train.episodes": 1}))
+    assert other.members[0].returns[0] != pytest.approx(seed_3_alone.members[0].returns[0])
+
+
+def test_same_config_and_seed_give_identical_returns(tiny_config, seed_3_alone):
+    again = train(tiny_config(**WARMUP, **{"train.seeds": [3]}))
+    assert returns_of(again) == returns_of(seed_3_alone)
+    assert again.members[0].eval_return == seed_3_alone.members[0].eval_return
+
+
+def test_gaussian_noise_runs_are_deterministic_too(tiny_config):
+    config = tiny_config(**{"noise.kind": "gaussian", "noise.scale": 0.3, "train.episodes": 1})
+    assert returns_of(train(config)) == returns_of(train(config))
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+
+def test_a_step_budget_stops_every_member_after_that_many_steps(tiny_config):
+    config = tiny_config(**{"train.steps": 120, "train.episodes": None, "train.seeds": [0, 1]})
+    summary = train(config)
+    for m in summary.members:
+        assert m.env_steps == 120
+        # Episodes of 50 steps: two finished, the third cut short and not reported.
+        assert m.episodes == 2
+        assert len(m.returns) == 2
+        assert m.eval_return is not None
+
+
+# -- what reaches the buffer ------------------------------------------------------------------
+
+
+def pendulum_step(obs: np.ndarray, action: float) -> tuple[np.ndarray, float]:
+    """Pendulum-v1's own step from obs (cos th, sin th, th_dot) and an agent action in [-1, 1]."""
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+    env.state = np.array([np.arctan2(obs[1], obs[0]), obs[2]], dtype=np.float64)
+    next_obs, reward, *_ = env.step(np.array([2.0 * action], dtype=np.float32))
+    env.close()
+    return next_obs, reward
+
+
+def test_stored_transitions_follow_the_env_with_rescaled_actions(tiny_config):
+    config = tiny_config(
+        **{"train.episodes": 2, "env.max_episode_steps": 30, "train.seeds": [0, 1]}
+    )
+    trainer = Trainer(config)
+    trainer.run()
+    buf = trainer.buffer
+    assert len(buf) == 60
+    for k in range(2):
+        for t in range(60):
+            next_obs, reward = pendulum_step(buf.obs[k, t], float(buf.actions[k, t, 0]))
+            np.testing.assert_allclose(buf.next_obs[k, t], next_obs, rtol=1e-4, atol=1e-4)
+            assert buf.rewards[k, t] == pytest.approx(reward, rel=1e-4, abs=1e-4)
+        # Within an episode the next state is where the following transition starts; across
+        # the boundary the member continues from a fresh reset.
+        for t in range(59):
+            continues = np.array_equal(buf.next_obs[k, t], buf.obs[k, t + 1])
+            assert continues == (t != 29), t
+
+
+def test_time_limit_truncation_is_stored_as_not_terminated(tiny_config):
+    trainer = Trainer(tiny_config(**{"train.episodes": 2, "env.max_episode_steps": 20}))
+    trainer.run()
+    assert len(trainer.buffer) == 40
+    np.testing.assert_array_equal(trainer.buffer.terminated[:, :40], 0.0)
+
+
+def test_actions_are_clipped_policy_actions_plus_noise(tiny_config):
+    config = tiny_config(**{"train.episodes": 1, "agent.updates_per_step": 0, "noise.kind": "none"})
+    trainer = Trainer(config)
+    trainer.run()
+    # No updates, no noise: every stored action is the initial policy's mu(s).
+    buf = trainer.buffer
+    np.testing.assert_allclose(buf.actions[:, :50], policy(trainer, buf.obs[:, :50]), rtol=1e-6)
+
+    noisy = Trainer(
+        tiny_config(
+            **{
+                "train.episodes": 1,
+                "agent.updates_per_step": 0,
+                "noise.kind": "gaussian",
+                "noise.scale": 2.0,
+            }
+        )
+    )
+    noisy.run()
+    actions = noisy.buffer.actions[0, :50]
+    mu = policy(noisy, noisy.buffer.obs[:, :50])[0]
+    assert np.all(np.abs(actions) <= 1.0)
+    assert not np.allclose(actions, mu)
+    # Large noise saturates: many actions sit exactly on the bounds after clipping.
+    assert np.sum(np.abs(actions) == 1.0) > 10
+
+
+def test_learning_starts_takes_uniform_random_actions_first(tiny_config):
+    config = tiny_config(
+        **{
+            "train.episodes": 2,
+            "agent.updates_per_step": 0,
+            "agent.learning_starts": 60,
+            "noise.kind": "none",
+        }
+    )
+    trainer = Trainer(config)
+    trainer.run()
+    buf = trainer.buffer
+    mu = policy(trainer, buf.obs[:, :100])[0, :, 0]
+    random_part, policy_part = buf.actions[0, :60, 0], buf.actions[0, 60:100, 0]
+    np.testing.assert_allclose(policy_part, mu[60:], rtol=1e-6)
+    assert not np.any(np.isclose(random_part, mu[:60]))
+    assert random_part.min() < -0.7
+    assert random_part.max() > 0.7
+    assert abs(random_part.mean()) < 0.25
+
+
+def test_updates_start_once_the_buffer_holds_more_than_one_batch(tiny_config, tmp_path):
+    """Batch 50 and 50-step episodes: the buffer holds more than a batch only from step 51."""
+    config = tiny_config(**{"train.episodes": 2, "agent.batch_size": 50})
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        Trainer(config, store=store).run()
+    with contextlib.closing(sqlite3.connect(tmp_path / "r.sqlite")) as db:
+        rows = db.execute("SELECT episode, critic_loss, mean_q FROM episodes ORDER BY episode")
+        rows = rows.fetchall()
+    assert rows[0][1:] == (None, None)
+    assert rows[1][1] is not None and np.isfinite(rows[1][1])
+    assert rows[1][2] is not None and np.isfinite(rows[1][2])
+
+
+def test_updates_per_step_zero_leaves_the_actor_untouched(tiny_config):
+    trainer = Trainer(tiny_config(**{"train.episodes": 2, "agent.updates_per_step": 0}))
+    before = [p.detach().clone() for p in trainer.agent.actor.parameters()]
+    trainer.run()
+    for p, b in zip(trainer.agent.actor.parameters(), before, strict=True):
+        assert np.array_equal(p.detach().numpy(), b.numpy())
+
+
+def test_evaluation_is_deterministic_without_exploration_noise(tiny_config):
+    """Same actor (no updates), different exploration noise: same evaluation return."""
+    base = {"train.episodes": 1, "agent.updates_per_step": 0, "train.eval_episodes": 2}
+    quiet = train(tiny_config(**base, **{"noise.kind": "none"}))
+    noisy = train(tiny_config(**base, **{"noise.kind": "ou", "noise.scale": 1.0}))
+    assert quiet.members[0].returns != noisy.members[0].returns
+    assert quiet.members[0].eval_return == noisy.members[0].eval_return
+
+
+def test_exploration_noise_is_an_ou_process_restarted_at_mu_each_episode(tiny_config):
+    config = tiny_config(
+        **{
+            "train.episodes": 2,
+            "env.max_episode_steps": 20,
+            "agent.updates_per_step": 0,
+            "agent.final_layer_init": 3e-3,  # mu(s) near 0: no action is clipped
+            "noise.kind": "ou",
+            "noise.scale": 0.1,
+            "train.seeds": [6],
+        }
+    )
+    trainer = Trainer(config)
+    trainer.run()
+    buf = trainer.buffer
+    realised = buf.actions[0, :40] - policy(trainer, buf.obs[:, :40])[0]
+
+    reference = OrnsteinUhlenbeckNoise(act_dim=1, seeds=[6], scale=0.1)
+    first = [reference()[0] for _ in range(20)]
+    reference.reset()
+    second = [reference()[0] for _ in range(20)]
+    np.testing.assert_allclose(realised, np.array(first + second), atol=1e-6)
