@@ -44,9 +44,7 @@ def actor_loss(q_of_policy: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def soft_update(
-    target: list[torch.Tensor], online: list[torch.Tensor], tau: float
-) -> None:
+def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """theta' <- tau theta + (1 - tau) theta', in place on the target parameters."""
     torch._foreach_lerp_(target, online, tau)
 

@@ -65,9 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train DDPG members (one per seed)")
-    train.add_argument(
-        "--preset", default=None, help=f"named config ({', '.join(preset_names())})"
-    )
+    train.add_argument("--preset", default=None, help=f"named config ({', '.join(preset_names())})")
     train.add_argument("--config", type=Path, help="YAML config file, merged over the preset")
     train.add_argument("--env", help="gymnasium env id (sets env.id)")
     seeds = train.add_mutually_exclusive_group()

@@ -180,99 +180,40 @@ class Trainer:
 
     def _loop(self) -> TrainSummary:
         cfg = self.config
-        k_members = len(self.seeds)
-        budget_episodes, budget_steps = cfg.train.episodes, cfg.train.steps
+        budget_steps = cfg.train.steps
         batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
-        eval_every, ckpt_every = cfg.train.eval_every, cfg.train.checkpoint_every
-
-        active = np.ones(k_members, dtype=bool)
-        env_steps = np.zeros(k_members, dtype=np.int64)
-        ep_return = np.zeros(k_members, dtype=np.float64)
-        ep_length = np.zeros(k_members, dtype=np.int64)
-        ep_updates = np.zeros(k_members, dtype=np.int64)
-        loss_sum = torch.zeros(k_members)
-        q_sum = torch.zeros(k_members)
+        k_members = len(self.seeds)
+        self._active = np.ones(k_members, dtype=bool)
+        self._env_steps = np.zeros(k_members, dtype=np.int64)
+        self._episode = EpisodeAccumulator(k_members)
+        self._start = time.perf_counter()
         obs = self.envs.obs
         step = 0
-        start = time.perf_counter()
-        bar = TrainProgress(self.members, budget_episodes, budget_steps, enabled=self.progress)
+        bar = TrainProgress(self.members, cfg.train.episodes, budget_steps, self.progress)
 
         with bar:
-            while active.any():
+            while self._active.any():
                 actions = self._explore(obs, step)
                 obs_after, next_obs, rewards, terminated, truncated = self.envs.step(actions)
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
                 step += 1
-                ep_return += rewards
-                ep_length += 1
-
+                self._env_steps += self._active
+                self._episode.add_step(rewards)
                 if len(self.buffer) > batch_size:
                     for _ in range(updates_per_step):
-                        loss, q = self.agent.update(self.buffer.sample(batch_size))
-                        loss_sum += loss
-                        q_sum += q
-                    ep_updates += updates_per_step
+                        self._episode.add_update(*self.agent.update(self.buffer.sample(batch_size)))
 
-                env_steps += active
                 ended = np.flatnonzero(terminated | truncated)
                 if ended.size:
                     self.noise.reset(ended)
-                finished = []
-                to_eval: list[int] = []
-                rows = []
-                for k in ended:
-                    if not active[k]:
-                        continue
-                    member = self.members[k]
-                    member.episodes += 1
-                    member.env_steps = int(env_steps[k])
-                    member.returns.append(float(ep_return[k]))
-                    n = max(int(ep_updates[k]), 1)
-                    has_updates = ep_updates[k] > 0
-                    loss_k = float(loss_sum[k]) / n if has_updates else None
-                    q_k = float(q_sum[k]) / n if has_updates else None
-                    rows.append(
-                        (
-                            self.run_ids[k],
-                            member.episodes,
-                            float(ep_return[k]),
-                            int(ep_length[k]),
-                            member.env_steps,
-                            time.perf_counter() - start,
-                            loss_k,
-                            q_k,
-                        )
-                    )
-                    done = budget_episodes is not None and member.episodes >= budget_episodes
-                    if done:
-                        active[k] = False
-                        finished.append(k)
-                    if done or (eval_every and member.episodes % eval_every == 0):
-                        to_eval.append(k)
-                    if not done and ckpt_every and member.episodes % ckpt_every == 0:
-                        self._checkpoint(k)
-                if ended.size:
-                    ep_return[ended] = 0.0
-                    ep_length[ended] = 0
-                    ep_updates[ended] = 0
-                    loss_sum[ended] = 0.0
-                    q_sum[ended] = 0.0
+                    self._end_episodes(ended)
                 if budget_steps is not None and step >= budget_steps:
-                    finished = list(np.flatnonzero(active))
-                    for k in finished:
-                        self.members[k].env_steps = int(env_steps[k])
-                    to_eval = sorted(set(to_eval) | set(finished))
-                    active[:] = False
-                if rows and self.store is not None:
-                    self.store.add_episodes(rows)
-                self._record_eval(to_eval)
-                for k in finished:
-                    self._checkpoint(k)
-                if rows or step % 1000 == 0:
-                    bar.update(time.perf_counter() - start, step)
+                    self._finish(list(np.flatnonzero(self._active)), evaluated=[])
+                if ended.size or step % 1000 == 0:
+                    bar.update(time.perf_counter() - self._start, step)
 
-        wall = time.perf_counter() - start
+        wall = time.perf_counter() - self._start
         total_steps = sum(m.env_steps for m in self.members)
         return TrainSummary(
             env_id=cfg.env.id,
@@ -280,6 +221,79 @@ class Trainer:
             env_steps_per_s=total_steps / wall if wall > 0 else 0.0,
             members=self.members,
         )
+
+    def _end_episodes(self, ended: np.ndarray) -> None:
+        """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
+        budget = self.config.train.episodes
+        eval_every, ckpt_every = self.config.train.eval_every, self.config.train.checkpoint_every
+        rows, to_eval, finished = [], [], []
+        for k in ended:
+            if not self._active[k]:
+                continue  # a member past its budget keeps stepping in lockstep, unrecorded
+            member = self.members[k]
+            ret, length, loss, q = self._episode.close(k)
+            member.episodes += 1
+            member.env_steps = int(self._env_steps[k])
+            member.returns.append(ret)
+            wall = time.perf_counter() - self._start
+            rows.append(
+                (self.run_ids[k], member.episodes, ret, length, member.env_steps, wall, loss, q)
+            )
+            if budget is not None and member.episodes >= budget:
+                finished.append(k)
+            elif eval_every and member.episodes % eval_every == 0:
+                to_eval.append(k)
+            if k not in finished and ckpt_every and member.episodes % ckpt_every == 0:
+                self._checkpoint(k)
+        self._episode.reset(ended)
+        if rows and self.store is not None:
+            self.store.add_episodes(rows)
+        self._record_eval(to_eval)
+        self._finish(finished, evaluated=to_eval)
+
+    def _finish(self, members: list[int], evaluated: list[int]) -> None:
+        """Members that spent their budget: final evaluation and checkpoint, then inactive."""
+        for k in members:
+            self.members[k].env_steps = int(self._env_steps[k])
+            self._active[k] = False
+        self._record_eval([k for k in members if k not in evaluated])
+        for k in members:
+            self._checkpoint(k)
+
+
+class EpisodeAccumulator:
+    """Running return, length and learning statistics of every member's current episode."""
+
+    def __init__(self, members: int):
+        self.returns = np.zeros(members, dtype=np.float64)
+        self.lengths = np.zeros(members, dtype=np.int64)
+        self.updates = np.zeros(members, dtype=np.int64)
+        self.loss_sum = torch.zeros(members)
+        self.q_sum = torch.zeros(members)
+
+    def add_step(self, rewards: np.ndarray) -> None:
+        self.returns += rewards
+        self.lengths += 1
+
+    def add_update(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
+        """Accumulate one update's per-member statistics, staying in torch (no sync per step)."""
+        self.loss_sum += critic_loss
+        self.q_sum += mean_q
+        self.updates += 1
+
+    def close(self, k: int) -> tuple[float, int, float | None, float | None]:
+        """Member k's (return, length, mean critic loss, mean Q); None where nothing learned."""
+        n = int(self.updates[k])
+        loss = float(self.loss_sum[k]) / n if n else None
+        q = float(self.q_sum[k]) / n if n else None
+        return float(self.returns[k]), int(self.lengths[k]), loss, q
+
+    def reset(self, members: np.ndarray) -> None:
+        self.returns[members] = 0.0
+        self.lengths[members] = 0
+        self.updates[members] = 0
+        self.loss_sum[members] = 0.0
+        self.q_sum[members] = 0.0
 
 
 def save_actor(trainer: Trainer, k: int, path: Path) -> None:

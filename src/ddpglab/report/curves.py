@@ -29,11 +29,22 @@ def plot_learning_curves(
     if not episodes.empty:
         mean = episodes.groupby("episode")["return"].mean()
         smoothed = mean.rolling(smooth, min_periods=1).mean()
-        ax.plot(smoothed.index, smoothed.values, lw=2.2, color="black",
-                label=f"mean over seeds, rolling {smooth}")
+        ax.plot(
+            smoothed.index,
+            smoothed.values,
+            lw=2.2,
+            color="black",
+            label=f"mean over seeds, rolling {smooth}",
+        )
     if not evals.empty:
-        ax.scatter(evals["episode"], evals["mean_return"], s=14, color="tab:red", zorder=3,
-                   label="deterministic evaluation")
+        ax.scatter(
+            evals["episode"],
+            evals["mean_return"],
+            s=14,
+            color="tab:red",
+            zorder=3,
+            label="deterministic evaluation",
+        )
     ax.set_xlabel("episode")
     ax.set_ylabel("return")
     ax.set_title(title)
