@@ -241,3 +241,27 @@ def test_exploration_noise_is_an_ou_process_restarted_at_mu_each_episode(tiny_co
     reference.reset()
     second = [reference()[0] for _ in range(20)]
     np.testing.assert_allclose(realised, np.array(first + second), atol=1e-6)
+
+
+def test_the_bipedal_preset_trains_on_bipedalwalker(tmp_path):
+    """Box2D is installed by the package itself and the walker runs headless."""
+    from ddpglab.config import load_config
+
+    config = load_config(
+        "bipedal",
+        overrides={
+            "agent.hidden": [32, 32],
+            "agent.batch_size": 16,
+            "replay.capacity": 1000,
+            "env.max_episode_steps": 40,
+            "train.episodes": 2,
+            "train.eval_episodes": 1,
+            "train.torch_threads": 1,
+        },
+    )
+    summary = train(config, out=tmp_path)
+    member = summary.members[0]
+    assert summary.env_id == "BipedalWalker-v3"
+    assert member.episodes == 2
+    assert 2 <= member.env_steps <= 80
+    assert (tmp_path / "checkpoints" / "seed0").is_dir()

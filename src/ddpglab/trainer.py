@@ -160,7 +160,13 @@ class Trainer:
         cfg = self.config
         if self.store is not None:
             resolved = cfg.model_dump(mode="json")
-            self.run_ids = [self.store.add_run(cfg.env.id, s, resolved) for s in self.seeds]
+            # Each member's row holds the config that reproduces it alone: its seed only.
+            self.run_ids = [
+                self.store.add_run(
+                    cfg.env.id, s, {**resolved, "train": {**resolved["train"], "seeds": [s]}}
+                )
+                for s in self.seeds
+            ]
         try:
             summary = self._loop()
         except BaseException as err:
