@@ -382,3 +382,67 @@ def test_cli_seeds_trains_one_member_per_seed(tmp_path, capsys):
             ).fetchall()
             assert [r[0] for r in stored] == member["returns"]
     assert {p.name for p in (out / "checkpoints").iterdir()} == {"seed0", "seed1"}
+
+
+# -- inputs found in review: each once ended in a traceback ---------------------------------
+
+
+def test_a_seed_beyond_32_bits_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", "--seed", str(2**63), *FAST, "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "train.seeds")
+
+
+def test_a_replay_capacity_larger_than_memory_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--episodes", "1", *FAST, "--set", "replay.capacity=10000000000"]
+    rc, _, err = run_cli([*argv, "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "replay.capacity", "GiB")
+
+
+def test_a_config_section_that_is_not_a_mapping_is_refused(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("agent: [1, 2]\n")
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config), "--set", "agent.tau=0.01", "--out", str(out)]
+    rc, _, err = run_cli(argv, capsys)
+    assert_refused(rc, err, out, "agent")
+
+
+def test_a_config_file_that_is_not_text_is_refused(tmp_path, capsys):
+    config = tmp_path / "binary.yaml"
+    config.write_bytes(b"\xff\xfe\x00\x81 not utf-8")
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", "--config", str(config), "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "binary.yaml")
+
+
+def test_an_out_folder_below_a_file_is_refused(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    out = a_file / "run"
+    rc, _, err = run_cli(["train", "--episodes", "1", *FAST, "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "--out")
+    assert a_file.read_text() == "not a folder"
+
+
+def test_an_empty_env_id_is_refused_not_replaced_by_the_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", "--env", "", *FAST, "--out", str(out)], capsys)
+    assert_refused(rc, err, out, "env")
+
+
+def test_a_step_budget_ending_right_after_an_evaluation_keeps_both_evaluations(tmp_path, capsys):
+    """The budget ends mid-episode after an evaluated episode: the last policy is evaluated
+    and checkpointed again under its own env-step count, never overwriting the earlier one."""
+    out = tmp_path / "run"
+    argv = ["train", "--steps", "30", *FAST, "--set", "env.max_episode_steps=20"]
+    argv += ["--set", "train.eval_every=1", "--set", "train.checkpoint_every=1"]
+    rc, _, err = run_cli([*argv, "--out", str(out), "--quiet"], capsys)
+    assert rc == 0, err
+    with sqlite3.connect(out / "results.sqlite") as db:
+        evals = db.execute("SELECT episode, env_steps FROM evals ORDER BY env_steps").fetchall()
+        ckpts = db.execute("SELECT env_steps, path FROM checkpoints ORDER BY env_steps").fetchall()
+    assert evals == [(1, 20), (1, 30)]
+    assert [steps for steps, _ in ckpts] == [20, 30]
+    assert all((out / path).is_file() for _, path in ckpts)

@@ -114,7 +114,7 @@ def test_overrides_reach_the_validated_config():
         ({"agent.batch_size": 65, "replay.capacity": 64}, "batch_size"),
         ({"train.seeds": [1, 1]}, "train.seeds"),
         ({"train.seeds": []}, "train.seeds"),
-        ({"train.steps": 100}, "episodes"),
+        ({"train.steps": 100, "train.episodes": 5}, "episodes"),
         ({"train.episodes": None}, "episodes"),
         ({"train.episodes": 0}, "train.episodes"),
     ],
@@ -197,3 +197,18 @@ def test_resolved_yaml_loads_back_into_an_equal_config(tmp_path, name):
     path = tmp_path / "config.yaml"
     path.write_text(to_yaml(config))
     assert load_config(None, file=path) == config
+
+
+def test_setting_one_budget_clears_the_other():
+    """Episodes and steps are alternatives: the layer that names one wins over the preset."""
+    by_steps = load_config("pendulum", overrides={"train.steps": 500})
+    assert (by_steps.train.steps, by_steps.train.episodes) == (500, None)
+    by_episodes = load_config(None, file=None, overrides={"train.episodes": 7})
+    assert (by_episodes.train.steps, by_episodes.train.episodes) == (None, 7)
+
+
+def test_a_config_file_budget_overrides_the_presets(tmp_path):
+    path = tmp_path / "steps.yaml"
+    path.write_text("train:\n  steps: 1234\n")
+    config = load_config("pendulum", file=path)
+    assert (config.train.steps, config.train.episodes) == (1234, None)

@@ -265,3 +265,31 @@ def test_the_bipedal_preset_trains_on_bipedalwalker(tmp_path):
     assert member.episodes == 2
     assert 2 <= member.env_steps <= 80
     assert (tmp_path / "checkpoints" / "seed0").is_dir()
+
+
+def test_members_stay_independent_when_their_episodes_end_at_different_steps():
+    """LunarLander terminates early and at different steps per seed, so members finish their
+    episode budgets at different times; evaluations fall at different lockstep steps too."""
+    from ddpglab.config import load_config
+
+    def run(seeds: list[int]) -> TrainSummary:
+        overrides = {
+            "env.id": "LunarLanderContinuous-v3",
+            "agent.hidden": [32, 32],
+            "agent.batch_size": 16,
+            "replay.capacity": 2000,
+            "train.seeds": seeds,
+            "train.episodes": 3,
+            "train.eval_every": 2,
+            "train.eval_episodes": 1,
+            "train.torch_threads": 1,
+        }
+        return train(load_config(None, overrides=overrides))
+
+    alone = run([3]).members[0]
+    together = run([1, 2, 3]).members
+    lengths = {m.env_steps for m in together}
+    assert len(lengths) > 1, "the scenario needs members whose episodes differ in length"
+    np.testing.assert_allclose(together[2].returns, alone.returns, rtol=1e-4)
+    assert together[2].env_steps == alone.env_steps
+    assert together[2].eval_return == pytest.approx(alone.eval_return, rel=1e-4)

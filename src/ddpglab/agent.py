@@ -7,6 +7,7 @@ own loss, and Adam (elementwise) keeps an independent state per member.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ def actor_loss(q_of_policy: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """theta' <- tau theta + (1 - tau) theta', in place on the target parameters."""
+    # lerp_(end, w) computes self + w (end - self); the foreach form does every tensor at once.
     torch._foreach_lerp_(target, online, tau)
 
 
@@ -67,10 +69,8 @@ class DDPGAgent:
         critic_seeds = [derive_seed(s, "critic") for s in seeds]
         self.actor = Actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
         self.critic = Critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
-        self.actor_target = Actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
-        self.critic_target = Critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_target = copy.deepcopy(self.actor)
+        self.critic_target = copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
             p.requires_grad_(False)
         self.actor_params = list(self.actor.parameters())

@@ -92,7 +92,7 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
     """The validated config a ``train`` command line asks for."""
     preset = args.preset if args.preset or args.config else "pendulum"
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.overrides)
-    if args.env:
+    if args.env is not None:
         overrides["env.id"] = args.env
     if args.seed is not None:
         overrides["train.seeds"] = [args.seed]
@@ -112,20 +112,27 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
     present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
     if present and not overwrite:
         raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
-    for name in present:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    try:
+        for name in present:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.envs import make_env
-    from ddpglab.trainer import train
+    from ddpglab.trainer import check_buffer_fits, train
 
     config = resolve_train_config(args)
-    make_env(config.env.id, config.env.max_episode_steps).close()
+    env = make_env(config.env.id, config.env.max_episode_steps)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    env.close()
+    check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(config.train.seeds))
     prepare_out_dir(args.out, args.overwrite)
     summary = train(config, args.out, progress=not args.quiet)
     if not args.quiet:

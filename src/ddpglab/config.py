@@ -44,7 +44,10 @@ class AgentConfig(_Section):
     batch_size: int = Field(64, gt=0, description="minibatch size per member")
     updates_per_step: int = Field(1, ge=0, description="gradient updates per env step")
     learning_starts: int = Field(
-        0, ge=0, description="env steps with uniform random actions before the policy acts"
+        0,
+        ge=0,
+        description="env steps with uniform random actions before the policy acts; "
+        "updates do not wait for it: they start once the buffer holds more than one batch",
     )
     final_layer_init: float | None = Field(
         None,
@@ -82,8 +85,8 @@ class ReplayConfig(_Section):
 class TrainConfig(_Section):
     """Budget, seeds, evaluation and checkpoints."""
 
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(
-        [0], min_length=1, description="one member per seed (non-negative)"
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
+        [0], min_length=1, description="one member per seed, each in [0, 2^32)"
     )
     episodes: int | None = Field(200, gt=0, description="episodes per member")
     steps: int | None = Field(None, gt=0, description="env steps per member (instead of episodes)")
@@ -163,6 +166,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``section.key`` set; unknown keys are refused."""
     out = copy.deepcopy(data)
+    _one_budget_wins(out, {k.removeprefix("train."): v for k, v in overrides.items()})
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         model: type[BaseModel] = Config
@@ -184,8 +188,20 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                 if not is_section:
                     raise ConfigError(f"unknown config key '{dotted}' ('{part}' has no sub-keys)")
                 node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"config section '{part}' must be a mapping of keys")
                 model = annotation
     return out
+
+
+def _one_budget_wins(data: dict[str, Any], train_layer: dict[str, Any]) -> None:
+    """Episodes and steps are alternative budgets: a layer that sets one clears the other."""
+    train = data.get("train")
+    if not isinstance(train, dict):
+        return
+    for chosen, other in (("steps", "episodes"), ("episodes", "steps")):
+        if train_layer.get(chosen) is not None and other not in train_layer:
+            train[other] = None
 
 
 def _first_error(err: ValidationError) -> str:
@@ -222,7 +238,14 @@ def load_config(
         path = Path(file)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        for section, values in _read_yaml(path.read_text(), str(path)).items():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read config file {path}: {err}") from None
+        layer = _read_yaml(text, str(path))
+        if isinstance(layer.get("train"), dict):
+            _one_budget_wins(data, layer["train"])
+        for section, values in layer.items():
             if isinstance(values, dict) and isinstance(data.get(section), dict):
                 data[section] = {**data[section], **values}
             else:

@@ -25,6 +25,9 @@ def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> gym
             f"env '{env_id}' has a {type(env.action_space).__name__} action space; "
             "DDPG needs continuous (Box) actions"
         )
+    if len(env.action_space.shape) != 1:
+        env.close()
+        raise ConfigError(f"env '{env_id}' needs a flat Box action space, got {env.action_space}")
     if not np.all(np.isfinite(env.action_space.low) & np.isfinite(env.action_space.high)):
         env.close()
         raise ConfigError(f"env '{env_id}' has unbounded actions; DDPG needs a bounded Box")
@@ -32,6 +35,11 @@ def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> gym
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         env.close()
         raise ConfigError(f"env '{env_id}' needs a flat Box observation space, got {obs_space}")
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env.close()
+        raise ConfigError(
+            f"env '{env_id}' has no time limit; set env.max_episode_steps so episodes end"
+        )
     return env
 
 

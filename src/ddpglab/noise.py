@@ -30,6 +30,7 @@ class OrnsteinUhlenbeckNoise:
         self.scale, self.theta, self.sigma, self.mu = scale, theta, sigma, mu
         self.rngs = member_rngs(seeds, "noise")
         self.state = np.full((len(seeds), act_dim), mu, dtype=np.float64)
+        self._eps = np.empty_like(self.state)
 
     def reset(self, members: np.ndarray | None = None) -> None:
         """Put the process of the given members (default: all) back at mu."""
@@ -39,8 +40,9 @@ class OrnsteinUhlenbeckNoise:
             self.state[members] = self.mu
 
     def __call__(self) -> np.ndarray:
-        eps = np.stack([rng.standard_normal(self.state.shape[1]) for rng in self.rngs])
-        self.state += self.theta * (self.mu - self.state) + self.sigma * eps
+        for rng, row in zip(self.rngs, self._eps, strict=True):
+            rng.standard_normal(out=row)
+        self.state += self.theta * (self.mu - self.state) + self.sigma * self._eps
         return (self.scale * self.state).astype(np.float32)
 
 
@@ -48,15 +50,17 @@ class GaussianNoise:
     """Uncorrelated noise: scale * eps_t, eps_t ~ N(0, I); ``scale`` is the standard deviation."""
 
     def __init__(self, act_dim: int, seeds: list[int], scale: float = 0.1):
-        self.scale, self.act_dim = scale, act_dim
+        self.scale = scale
         self.rngs = member_rngs(seeds, "noise")
+        self._eps = np.empty((len(seeds), act_dim), dtype=np.float64)
 
     def reset(self, members: np.ndarray | None = None) -> None:
         """Gaussian noise has no state."""
 
     def __call__(self) -> np.ndarray:
-        eps = np.stack([rng.standard_normal(self.act_dim) for rng in self.rngs])
-        return (self.scale * eps).astype(np.float32)
+        for rng, row in zip(self.rngs, self._eps, strict=True):
+            rng.standard_normal(out=row)
+        return (self.scale * self._eps).astype(np.float32)
 
 
 class NoNoise:

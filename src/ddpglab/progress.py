@@ -35,12 +35,12 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def update(self, wall_s: float, step: int) -> None:
-        """Refresh with the elapsed time and the env steps each member has taken."""
+    def update(self, wall_s: float, step: int, member_steps: int) -> None:
+        """Refresh with the elapsed time, the lockstep count and all members' env steps."""
         if self.progress.disable:
             return
         done = step if self.by_steps else min(m.episodes for m in self.members)
-        steps = step * len(self.members)
+        steps = member_steps
         last = [m.returns[-1] for m in self.members if m.returns]
         info = f"return {sum(last) / len(last):9.1f}" if last else "return       -"
         info += f"  {steps / max(wall_s, 1e-9):7.0f} steps/s"

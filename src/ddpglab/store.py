@@ -1,7 +1,9 @@
 """SQLite results store: runs, episodes, evaluations and checkpoints.
 
-One row in ``runs`` per member (seed). Every finished episode is one row in ``episodes``,
-written in its own transaction, so a killed process leaves only whole episodes behind.
+One row in ``runs`` per member (seed). Every finished episode is one row in ``episodes``;
+the episodes that end on the same env step are written in one transaction, so a killed
+process leaves only whole episodes behind. Evaluations and checkpoints are keyed by env
+steps: a run with a step budget can end mid-episode, after one at the same episode count.
 Plots, tables and summaries are derived from this file.
 """
 
@@ -46,14 +48,14 @@ CREATE TABLE IF NOT EXISTS evals (
     env_steps   INTEGER NOT NULL,
     mean_return REAL NOT NULL,
     returns     TEXT NOT NULL,
-    PRIMARY KEY (run_id, episode)
+    PRIMARY KEY (run_id, env_steps)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id      INTEGER NOT NULL REFERENCES runs(run_id),
     episode     INTEGER NOT NULL,
     env_steps   INTEGER NOT NULL,
     path        TEXT NOT NULL,
-    PRIMARY KEY (run_id, episode)
+    PRIMARY KEY (run_id, env_steps)
 );
 """
 
@@ -136,7 +138,7 @@ class ResultsStore:
     def add_checkpoint(self, run_id: int, episode: int, env_steps: int, path: str) -> None:
         with self.conn:
             self.conn.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
                 (run_id, episode, env_steps, path),
             )
 

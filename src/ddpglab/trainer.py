@@ -8,6 +8,7 @@ once. Member k's numbers depend on its own seed only.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,11 +18,11 @@ import numpy as np
 import torch
 
 from ddpglab.agent import DDPGAgent
-from ddpglab.config import Config
+from ddpglab.config import Config, ConfigError
 from ddpglab.envs import MemberEnvs, make_env, rescale_action
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
-from ddpglab.replay import make_buffer
+from ddpglab.replay import ReplayBuffer, make_buffer
 from ddpglab.seeding import derive_seed, member_rngs
 from ddpglab.store import ResultsStore
 
@@ -50,6 +51,17 @@ class TrainSummary:
         return asdict(self)
 
 
+def check_buffer_fits(capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
+    """Refuse a replay capacity whose storage exceeds this machine's physical memory."""
+    needed = ReplayBuffer.storage_bytes(capacity, obs_dim, act_dim, members)
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > physical:
+        raise ConfigError(
+            f"replay.capacity {capacity} x {members} member(s) needs {needed / 2**30:.1f} GiB "
+            f"of replay storage; this machine has {physical / 2**30:.1f} GiB"
+        )
+
+
 class Trainer:
     """Train K independent DDPG members, one per seed in ``config.train.seeds``.
 
@@ -76,6 +88,7 @@ class Trainer:
             torch.set_num_threads(config.train.torch_threads)
         self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
+        check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(self.seeds))
         self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds)
         self.buffer = make_buffer(
             config.replay.kind,
@@ -89,8 +102,17 @@ class Trainer:
         self.noise = make_noise(config.noise, act_dim, self.seeds)
         self.random_action_rngs = member_rngs(self.seeds, "random_actions")
         self._eval_envs: dict[int, Any] = {}
+        k_members = len(self.seeds)
         self.members = [MemberSummary(seed=s) for s in self.seeds]
-        self.run_ids: list[int | None] = [None] * len(self.seeds)
+        self.run_ids: list[int | None] = [None] * k_members
+        # Loop state: which members still spend their budget, and their env steps so far.
+        self.active = np.ones(k_members, dtype=bool)
+        self.env_steps = np.zeros(k_members, dtype=np.int64)
+        self.learning = LearningStats(k_members)
+        # env_steps at each member's latest evaluation / checkpoint: never twice per policy.
+        self._evaluated_at = np.full(k_members, -1, dtype=np.int64)
+        self._checkpointed_at = np.full(k_members, -1, dtype=np.int64)
+        self._start = time.perf_counter()
 
     # -- acting ---------------------------------------------------------------------------
 
@@ -133,22 +155,42 @@ class Trainer:
     # -- bookkeeping ----------------------------------------------------------------------
 
     def _checkpoint(self, k: int) -> None:
-        if self.out_dir is None:
-            return
         member = self.members[k]
+        if self.out_dir is None or self._checkpointed_at[k] == member.env_steps:
+            return
+        self._checkpointed_at[k] = member.env_steps
         folder = self.out_dir / "checkpoints" / f"seed{member.seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"episode{member.episodes:05d}.pt"
-        save_actor(self, k, path)
+        path = folder / f"episode{member.episodes:05d}-step{member.env_steps:08d}.pt"
+        self.save_actor(k, path)
         if self.store is not None:
             rel = str(path.relative_to(self.out_dir))
             self.store.add_checkpoint(self.run_ids[k], member.episodes, member.env_steps, rel)
 
+    def save_actor(self, k: int, path: Path) -> None:
+        """Save member k's actor with what is needed to rebuild and run it."""
+        member = self.members[k]
+        torch.save(
+            {
+                "env_id": self.config.env.id,
+                "seed": member.seed,
+                "episode": member.episodes,
+                "env_steps": member.env_steps,
+                "obs_dim": self.envs.obs_dim,
+                "act_dim": self.envs.act_dim,
+                "hidden": list(self.config.agent.hidden),
+                "actor": self.agent.actor.member_state(k),
+            },
+            path,
+        )
+
     def _record_eval(self, members: list[int]) -> None:
+        members = [k for k in members if self._evaluated_at[k] != self.members[k].env_steps]
         if not members:
             return
         for k, returns in self.evaluate(members).items():
             member = self.members[k]
+            self._evaluated_at[k] = member.env_steps
             member.eval_return = float(np.mean(returns))
             if self.store is not None:
                 self.store.add_eval(self.run_ids[k], member.episodes, member.env_steps, returns)
@@ -188,36 +230,31 @@ class Trainer:
         cfg = self.config
         budget_steps = cfg.train.steps
         batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
-        k_members = len(self.seeds)
-        self._active = np.ones(k_members, dtype=bool)
-        self._env_steps = np.zeros(k_members, dtype=np.int64)
-        self._episode = EpisodeAccumulator(k_members)
         self._start = time.perf_counter()
         obs = self.envs.obs
         step = 0
         bar = TrainProgress(self.members, cfg.train.episodes, budget_steps, self.progress)
 
         with bar:
-            while self._active.any():
+            while self.active.any():
                 actions = self._explore(obs, step)
                 obs_after, next_obs, rewards, terminated, truncated = self.envs.step(actions)
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
                 step += 1
-                self._env_steps += self._active
-                self._episode.add_step(rewards)
+                self.env_steps += self.active
                 if len(self.buffer) > batch_size:
                     for _ in range(updates_per_step):
-                        self._episode.add_update(*self.agent.update(self.buffer.sample(batch_size)))
+                        self.learning.add(*self.agent.update(self.buffer.sample(batch_size)))
 
                 ended = np.flatnonzero(terminated | truncated)
                 if ended.size:
                     self.noise.reset(ended)
                     self._end_episodes(ended)
                 if budget_steps is not None and step >= budget_steps:
-                    self._finish(list(np.flatnonzero(self._active)), evaluated=[])
+                    self._finish(list(np.flatnonzero(self.active)))
                 if ended.size or step % 1000 == 0:
-                    bar.update(time.perf_counter() - self._start, step)
+                    bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
 
         wall = time.perf_counter() - self._start
         total_steps = sum(m.env_steps for m in self.members)
@@ -234,90 +271,67 @@ class Trainer:
         eval_every, ckpt_every = self.config.train.eval_every, self.config.train.checkpoint_every
         rows, to_eval, finished = [], [], []
         for k in ended:
-            if not self._active[k]:
+            if not self.active[k]:
                 continue  # a member past its budget keeps stepping in lockstep, unrecorded
             member = self.members[k]
-            ret, length, loss, q = self._episode.close(k)
+            ret = float(self.buffer.last_episode_return[k])
+            loss, q = self.learning.means(k)
             member.episodes += 1
-            member.env_steps = int(self._env_steps[k])
+            member.env_steps = int(self.env_steps[k])
             member.returns.append(ret)
             wall = time.perf_counter() - self._start
+            length = int(self.buffer.last_episode_length[k])
             rows.append(
                 (self.run_ids[k], member.episodes, ret, length, member.env_steps, wall, loss, q)
             )
             if budget is not None and member.episodes >= budget:
                 finished.append(k)
-            elif eval_every and member.episodes % eval_every == 0:
+                continue
+            if eval_every and member.episodes % eval_every == 0:
                 to_eval.append(k)
-            if k not in finished and ckpt_every and member.episodes % ckpt_every == 0:
+            if ckpt_every and member.episodes % ckpt_every == 0:
                 self._checkpoint(k)
-        self._episode.reset(ended)
+        self.learning.reset(ended)
         if rows and self.store is not None:
             self.store.add_episodes(rows)
         self._record_eval(to_eval)
-        self._finish(finished, evaluated=to_eval)
+        self._finish(finished)
 
-    def _finish(self, members: list[int], evaluated: list[int]) -> None:
+    def _finish(self, members: list[int]) -> None:
         """Members that spent their budget: final evaluation and checkpoint, then inactive."""
         for k in members:
-            self.members[k].env_steps = int(self._env_steps[k])
-            self._active[k] = False
-        self._record_eval([k for k in members if k not in evaluated])
+            self.members[k].env_steps = int(self.env_steps[k])
+            self.active[k] = False
+        self._record_eval(members)
         for k in members:
             self._checkpoint(k)
 
 
-class EpisodeAccumulator:
-    """Running return, length and learning statistics of every member's current episode."""
+class LearningStats:
+    """Per-member sums of critic loss and mean Q over the updates of the current episode."""
 
     def __init__(self, members: int):
-        self.returns = np.zeros(members, dtype=np.float64)
-        self.lengths = np.zeros(members, dtype=np.int64)
         self.updates = np.zeros(members, dtype=np.int64)
         self.loss_sum = torch.zeros(members)
         self.q_sum = torch.zeros(members)
 
-    def add_step(self, rewards: np.ndarray) -> None:
-        self.returns += rewards
-        self.lengths += 1
-
-    def add_update(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
-        """Accumulate one update's per-member statistics, staying in torch (no sync per step)."""
+    def add(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
+        """Accumulate one update's statistics, staying in torch (no conversion per step)."""
         self.loss_sum += critic_loss
         self.q_sum += mean_q
         self.updates += 1
 
-    def close(self, k: int) -> tuple[float, int, float | None, float | None]:
-        """Member k's (return, length, mean critic loss, mean Q); None where nothing learned."""
+    def means(self, k: int) -> tuple[float | None, float | None]:
+        """Member k's mean critic loss and mean Q this episode; None if it did not learn."""
         n = int(self.updates[k])
-        loss = float(self.loss_sum[k]) / n if n else None
-        q = float(self.q_sum[k]) / n if n else None
-        return float(self.returns[k]), int(self.lengths[k]), loss, q
+        if n == 0:
+            return None, None
+        return float(self.loss_sum[k]) / n, float(self.q_sum[k]) / n
 
     def reset(self, members: np.ndarray) -> None:
-        self.returns[members] = 0.0
-        self.lengths[members] = 0
         self.updates[members] = 0
         self.loss_sum[members] = 0.0
         self.q_sum[members] = 0.0
-
-
-def save_actor(trainer: Trainer, k: int, path: Path) -> None:
-    """Save member k's actor with what is needed to rebuild and run it."""
-    cfg = trainer.config
-    torch.save(
-        {
-            "env_id": cfg.env.id,
-            "seed": trainer.seeds[k],
-            "episode": trainer.members[k].episodes,
-            "env_steps": trainer.members[k].env_steps,
-            "obs_dim": trainer.envs.obs_dim,
-            "act_dim": trainer.envs.act_dim,
-            "hidden": list(cfg.agent.hidden),
-            "actor": trainer.agent.actor.member_state(k),
-        },
-        path,
-    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -339,10 +353,13 @@ def train(config: Config, out: str | Path | None = None, progress: bool = False)
     from ddpglab.report.curves import plot_learning_curves
 
     out = Path(out)
+    # Envs, networks and buffer first: a config the machine cannot hold fails before any file.
+    trainer = Trainer(config, out, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
-        summary = Trainer(config, out, store, progress).run()
+        trainer.store = store
+        summary = trainer.run()
         plot_learning_curves(store, out / "curve.png", title=config.env.id)
     _write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

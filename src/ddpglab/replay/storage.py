@@ -67,11 +67,20 @@ class ReplayBuffer:
         self.pos = 0
         self.size = 0
         self.rngs = member_rngs(_member_seeds(seed, members), "replay")
+        # Running return and length of each member's current episode, and of its last
+        # finished one (strategies that act on whole episodes, and the trainer, read them).
         self.episode_return = np.zeros(members, dtype=np.float64)
         self.episode_length = np.zeros(members, dtype=np.int64)
+        self.last_episode_return = np.zeros(members, dtype=np.float64)
+        self.last_episode_length = np.zeros(members, dtype=np.int64)
         self.episodes_finished = np.zeros(members, dtype=np.int64)
         self._member_axis = np.arange(members)[:, None]
-        self._unit_weights = torch.ones(members, 0)
+        self._unit_weights: torch.Tensor | None = None
+
+    @staticmethod
+    def storage_bytes(capacity: int, obs_dim: int, act_dim: int, members: int) -> int:
+        """Bytes of the ring arrays: obs, next_obs, actions, reward and terminated, float32."""
+        return 4 * members * capacity * (2 * obs_dim + act_dim + 2)
 
     def __len__(self) -> int:
         return self.size
@@ -98,7 +107,9 @@ class ReplayBuffer:
         self.episode_length += 1
         ended = np.flatnonzero(np.logical_or(terminated, truncated))
         if ended.size:
-            self.end_episodes(ended, self.episode_return[ended].copy())
+            self.last_episode_return[ended] = self.episode_return[ended]
+            self.last_episode_length[ended] = self.episode_length[ended]
+            self.end_episodes(ended, self.last_episode_return[ended])
             self.episode_return[ended] = 0.0
             self.episode_length[ended] = 0
             self.episodes_finished[ended] += 1
@@ -114,12 +125,12 @@ class ReplayBuffer:
         """Draw a minibatch of ``batch_size`` transitions for every member."""
         idx, weights = self.sample_indices(batch_size)
         k = self._member_axis
-        if weights is None:
-            if self._unit_weights.shape != idx.shape:
+        if weights is not None:
+            w = torch.from_numpy(weights)
+        else:  # unbiased strategies share one read-only tensor of ones per batch shape
+            if self._unit_weights is None or self._unit_weights.shape != idx.shape:
                 self._unit_weights = torch.ones(idx.shape)
             w = self._unit_weights
-        else:
-            w = torch.from_numpy(weights)
         return Batch(
             obs=torch.from_numpy(self.obs[k, idx]),
             actions=torch.from_numpy(self.actions[k, idx]),
@@ -142,6 +153,8 @@ class ReplayBuffer:
             "size": self.size,
             "episode_return": self.episode_return,
             "episode_length": self.episode_length,
+            "last_episode_return": self.last_episode_return,
+            "last_episode_length": self.last_episode_length,
             "episodes_finished": self.episodes_finished,
             "rng_states": [rng.bit_generator.state for rng in self.rngs],
         }
@@ -149,7 +162,13 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
             getattr(self, name)[...] = state[name]
-        for name in ("episode_return", "episode_length", "episodes_finished"):
+        for name in (
+            "episode_return",
+            "episode_length",
+            "last_episode_return",
+            "last_episode_length",
+            "episodes_finished",
+        ):
             getattr(self, name)[...] = state[name]
         self.pos, self.size = int(state["pos"]), int(state["size"])
         for rng, rng_state in zip(self.rngs, state["rng_states"], strict=True):

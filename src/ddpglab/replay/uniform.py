@@ -11,6 +11,8 @@ class UniformReplay(ReplayBuffer):
     """Sample B transitions per member uniformly, with replacement, from its ring.
 
     P(i) = 1 / |D| for each of the |D| stored transitions; importance weights are 1.
+    One draw per member from the member's own generator: a single shared draw would be
+    faster but would make a member's minibatches depend on which members run beside it.
     """
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
