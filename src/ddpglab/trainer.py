@@ -88,7 +88,11 @@ class Trainer:
             torch.set_num_threads(config.train.torch_threads)
         self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
-        check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(self.seeds))
+        try:
+            check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(self.seeds))
+        except ConfigError:
+            self.envs.close()
+            raise
         self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds)
         self.buffer = make_buffer(
             config.replay.kind,
