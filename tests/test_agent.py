@@ -151,7 +151,8 @@ def test_update_target_is_the_reward_on_terminated_transitions(gamma):
     batch = make_batch(2, 16, terminated=1.0)
     with torch.no_grad():
         q = agent.critic(batch.obs, batch.actions).squeeze(-1)
-    loss, mean_q = agent.update(batch)
+    stats = agent.update(batch)
+    loss, mean_q = stats.critic_loss, stats.mean_q
     torch.testing.assert_close(loss, (batch.rewards - q).square().mean(-1))
     torch.testing.assert_close(mean_q, q.mean(-1))
 
@@ -169,7 +170,7 @@ def test_update_target_bootstraps_from_the_target_networks_when_not_terminated()
         next_a = agent.actor_target(batch.next_obs)
         next_q = agent.critic_target(batch.next_obs, next_a).squeeze(-1)
     y = batch.rewards + 0.9 * next_q
-    loss, _ = agent.update(batch)
+    loss = agent.update(batch).critic_loss
     torch.testing.assert_close(loss, (y - q).square().mean(-1))
 
 
@@ -237,8 +238,8 @@ def test_update_of_a_member_does_not_depend_on_the_other_members():
     for step in range(3):
         batch = make_batch(3, 16, seed=step)
         mine = Batch(*(f[2:3] for f in batch))
-        loss_alone, _ = alone.update(mine)
-        loss_together, _ = together.update(batch)
+        loss_alone = alone.update(mine).critic_loss
+        loss_together = together.update(batch).critic_loss
         torch.testing.assert_close(loss_alone[0], loss_together[2], rtol=1e-5, atol=1e-6)
     for net in ("actor", "critic", "actor_target", "critic_target"):
         a, t = getattr(alone, net).parameters(), getattr(together, net).parameters()
@@ -253,8 +254,8 @@ def test_state_dict_round_trip_continues_training_identically():
     restored.load_state_dict(copy.deepcopy(agent.state_dict()))
     for step in (1, 2):
         batch = make_batch(2, 16, seed=step)
-        a, _ = agent.update(batch)
-        b, _ = restored.update(batch)
+        a = agent.update(batch).critic_loss
+        b = restored.update(batch).critic_loss
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for p, q in zip(agent.actor.parameters(), restored.actor.parameters(), strict=True):
         assert torch.equal(p, q)

@@ -8,7 +8,7 @@ own loss, and Adam (elementwise) keeps an independent state per member.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -51,6 +51,14 @@ def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: flo
     torch._foreach_lerp_(target, online, tau)
 
 
+class UpdateStats(NamedTuple):
+    """What one update reports, detached: per-member (K,) statistics and per-sample TD errors."""
+
+    critic_loss: torch.Tensor  # (K,) the minimised critic loss
+    mean_q: torch.Tensor  # (K,) mean Q(s, a) over the batch, before the update
+    td_error: torch.Tensor  # (K, B) delta = y - Q(s, a), before the update
+
+
 class DDPGAgent:
     """Actor, critic, their targets and optimisers for K members.
 
@@ -88,11 +96,8 @@ class DDPGAgent:
         """Deterministic actions mu(s) in [-1, 1] for obs of shape (K, obs_dim)."""
         return self.actor(torch.from_numpy(obs).unsqueeze(1)).squeeze(1).numpy()
 
-    def update(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """One DDPG step for every member: critic, then actor, then both soft target updates.
-
-        Returns the per-member critic loss and mean Q(s, a) on the batch, shape (K,), detached.
-        """
+    def update(self, batch: Batch) -> UpdateStats:
+        """One DDPG step for every member: critic, then actor, then both soft target updates."""
         cfg = self.config
         with torch.no_grad():
             next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
@@ -112,7 +117,8 @@ class DDPGAgent:
         self.actor_opt.step()
 
         soft_update(self._target_params, self._online_params, cfg.tau)
-        return loss_q.detach(), q.detach().mean(dim=-1)
+        q = q.detach()
+        return UpdateStats(loss_q.detach(), q.mean(dim=-1), y - q)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default=None, help=f"named config ({', '.join(preset_names())})")
     train.add_argument("--config", type=Path, help="YAML config file, merged over the preset")
     train.add_argument("--env", help="gymnasium env id (sets env.id)")
+    train.add_argument("--replay", help="replay sampling strategy (sets replay.kind)")
     seeds = train.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="train one member with this seed")
     seeds.add_argument("--seeds", type=_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
@@ -94,6 +95,8 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.overrides)
     if args.env is not None:
         overrides["env.id"] = args.env
+    if args.replay is not None:
+        overrides["replay.kind"] = args.replay
     if args.seed is not None:
         overrides["train.seeds"] = [args.seed]
     if args.seeds is not None:

@@ -75,11 +75,25 @@ class NoiseConfig(_Section):
     mu: float = Field(0.0, description="OU long-run mean")
 
 
-class ReplayConfig(_Section):
-    """Replay buffer; ``kind`` selects the sampling strategy."""
+class PrioritizedConfig(_Section):
+    """Proportional prioritized replay (Schaul et al. 2015); used when replay.kind=prioritized."""
 
-    kind: Literal["uniform"] = Field("uniform", description="sampling strategy")
+    alpha: float = Field(0.6, ge=0, description="priority exponent (0: uniform)")
+    beta0: float = Field(0.4, ge=0, le=1, description="importance exponent, annealed to 1")
+    eps: float = Field(1e-6, gt=0, description="added to |TD error| before the exponent")
+
+
+class ReplayConfig(_Section):
+    """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it."""
+
+    kind: Literal["uniform", "prioritized"] = Field("uniform", description="sampling strategy")
     capacity: int = Field(1_000_000, gt=0, description="transitions kept per member")
+    prioritized: PrioritizedConfig = PrioritizedConfig()
+
+    def strategy_params(self) -> dict[str, Any]:
+        """Keyword arguments of the selected strategy (its section, if it has one)."""
+        section = getattr(self, self.kind, None)
+        return section.model_dump() if isinstance(section, BaseModel) else {}
 
 
 class TrainConfig(_Section):

@@ -101,7 +101,7 @@ class Trainer:
             act_dim,
             members=len(self.seeds),
             seed=self.seeds,
-            **config.replay.model_dump(exclude={"kind", "capacity"}),
+            **config.replay.strategy_params(),
         )
         self.noise = make_noise(config.noise, act_dim, self.seeds)
         self.random_action_rngs = member_rngs(self.seeds, "random_actions")
@@ -249,7 +249,7 @@ class Trainer:
                 self.env_steps += self.active
                 if len(self.buffer) > batch_size:
                     for _ in range(updates_per_step):
-                        self.learning.add(*self.agent.update(self.buffer.sample(batch_size)))
+                        self._learn(batch_size)
 
                 ended = np.flatnonzero(terminated | truncated)
                 if ended.size:
@@ -258,6 +258,7 @@ class Trainer:
                 if budget_steps is not None and step >= budget_steps:
                     self._finish(list(np.flatnonzero(self.active)))
                 if ended.size or step % 1000 == 0:
+                    self.buffer.set_progress(self._progress())
                     bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
 
         wall = time.perf_counter() - self._start
@@ -268,6 +269,21 @@ class Trainer:
             env_steps_per_s=total_steps / wall if wall > 0 else 0.0,
             members=self.members,
         )
+
+    def _progress(self) -> np.ndarray:
+        """Each member's fraction of its budget spent, in env steps or in episodes."""
+        if self.config.train.steps is not None:
+            return self.env_steps / self.config.train.steps
+        episodes = np.array([m.episodes for m in self.members], dtype=np.float64)
+        return episodes / self.config.train.episodes
+
+    def _learn(self, batch_size: int) -> None:
+        """One update of every member on a fresh minibatch; TD errors back to the buffer."""
+        batch = self.buffer.sample(batch_size)
+        stats = self.agent.update(batch)
+        self.learning.add(stats.critic_loss, stats.mean_q)
+        if self.buffer.needs_priorities:
+            self.buffer.update_priorities(batch.indices, stats.td_error.numpy())
 
     def _end_episodes(self, ended: np.ndarray) -> None:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ddpglab.replay.prioritized import PrioritizedReplay
 from ddpglab.replay.storage import Batch, ReplayBuffer
 from ddpglab.replay.uniform import UniformReplay
 
-STRATEGIES: dict[str, type[ReplayBuffer]] = {"uniform": UniformReplay}
+STRATEGIES: dict[str, type[ReplayBuffer]] = {
+    "uniform": UniformReplay,
+    "prioritized": PrioritizedReplay,
+}
 
 
 def make_buffer(
@@ -25,4 +29,11 @@ def make_buffer(
     return STRATEGIES[kind](capacity, obs_dim, act_dim, members, seed, **params)
 
 
-__all__ = ["STRATEGIES", "Batch", "ReplayBuffer", "UniformReplay", "make_buffer"]
+__all__ = [
+    "STRATEGIES",
+    "Batch",
+    "PrioritizedReplay",
+    "ReplayBuffer",
+    "UniformReplay",
+    "make_buffer",
+]

@@ -114,8 +114,17 @@ class ReplayBuffer:
             self.episode_length[ended] = 0
             self.episodes_finished[ended] += 1
 
+    #: Whether the trainer must report TD errors through :meth:`update_priorities`.
+    needs_priorities = False
+
     def end_episodes(self, members: np.ndarray, returns: np.ndarray) -> None:
         """Hook for strategies that act on whole episodes; called after the last transition."""
+
+    def set_progress(self, fraction: np.ndarray) -> None:
+        """Hook for strategies with schedules: the fraction of its budget each member spent."""
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """Hook for strategies that sample by TD error (``needs_priorities``)."""
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Ring positions (K, B) to train on, and importance weights (None: all ones)."""
