@@ -57,6 +57,15 @@ def test_sum_tree_total_and_prefix_search_match_brute_force(capacity, writes):
     assert np.all(leaves[found] > 0)
 
 
+def test_a_batch_that_repeats_an_index_leaves_a_consistent_tree():
+    """Sampling with replacement repeats indices; the last value written wins, sums agree."""
+    trees = SumTrees(members=2, capacity=8)
+    trees.set(np.array([[2, 5, 2], [1, 1, 7]]), np.array([[1.0, 3.0, 4.0], [2.0, 6.0, 0.5]]))
+    np.testing.assert_array_equal(trees.leaves(np.array([[2, 5], [1, 7]])), [[4, 3], [6, 0.5]])
+    np.testing.assert_array_equal(trees.total(), [7.0, 6.5])
+    assert trees.tree[0, 1] == trees.tree[0, 2] + trees.tree[0, 3]
+
+
 def test_sum_trees_of_members_are_separate():
     trees = SumTrees(members=2, capacity=4)
     trees.set(np.array([[1], [3]]), np.array([[5.0], [7.0]]))

@@ -56,9 +56,9 @@ class PrioritizedReplay(ReplayBuffer):
         self.max_priority = np.ones(members, dtype=np.float64)
 
     def add(self, obs, act, rew, next_obs, terminated, truncated) -> None:
-        position = np.full((self.members, 1), self.pos)
+        position = self.pos
         super().add(obs, act, rew, next_obs, terminated, truncated)
-        self.trees.set(position, self.max_priority[:, None])
+        self.trees.set_column(position, self.max_priority)
 
     def set_progress(self, fraction: np.ndarray) -> None:
         """beta_k = beta0 + (1 - beta0) * fraction_k, member k's fraction of training done."""

@@ -17,7 +17,9 @@ class SumTrees:
         self.leaf_offset = 1 << max(1, (capacity - 1).bit_length())
         self.depth = self.leaf_offset.bit_length() - 1
         self.tree = np.zeros((members, 2 * self.leaf_offset), dtype=np.float64)
-        self._members = np.arange(members)[:, None]
+        # Flat positions (row start + node) index a 1-D view: faster than 2-D fancy indexing.
+        self._flat = self.tree.reshape(-1)
+        self._row_start = (np.arange(members) * 2 * self.leaf_offset)[:, None]
 
     def total(self) -> np.ndarray:
         """Sum of all leaves per member, shape (K,)."""
@@ -25,26 +27,35 @@ class SumTrees:
 
     def leaves(self, indices: np.ndarray) -> np.ndarray:
         """Leaf values at ring positions ``indices`` (K, B)."""
-        return self.tree[self._members, indices + self.leaf_offset]
+        return self._flat[self._row_start + self.leaf_offset + indices]
 
     def set(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Set leaves at ring positions ``indices`` (K, B) to ``values`` and refresh their sums."""
+        flat, rows = self._flat, self._row_start
         nodes = indices + self.leaf_offset
-        k = np.broadcast_to(self._members, nodes.shape)
-        self.tree[k, nodes] = values
+        flat[rows + nodes] = values
         for _ in range(self.depth):
             nodes = nodes >> 1
-            self.tree[k, nodes] = self.tree[k, 2 * nodes] + self.tree[k, 2 * nodes + 1]
+            left = rows + 2 * nodes
+            flat[rows + nodes] = flat[left] + flat[left + 1]
+
+    def set_column(self, index: int, values: np.ndarray) -> None:
+        """Set leaf ``index`` of every member to ``values`` (K,): one ring slot, all members."""
+        node = index + self.leaf_offset
+        self.tree[:, node] = values
+        for _ in range(self.depth):
+            node >>= 1
+            self.tree[:, node] = self.tree[:, 2 * node] + self.tree[:, 2 * node + 1]
 
     def find(self, prefix: np.ndarray) -> np.ndarray:
         """Ring positions i with sum(leaves < i) <= prefix < sum(leaves <= i), per row (K, B)."""
+        flat, rows = self._flat, self._row_start
         nodes = np.ones(prefix.shape, dtype=np.int64)
-        k = np.broadcast_to(self._members, nodes.shape)
         prefix = prefix.copy()
         for _ in range(self.depth):
             left = 2 * nodes
-            left_sum = self.tree[k, left]
+            left_sum = flat[rows + left]
             go_right = prefix >= left_sum
-            prefix -= np.where(go_right, left_sum, 0.0)
+            prefix -= left_sum * go_right
             nodes = left + go_right
         return nodes - self.leaf_offset

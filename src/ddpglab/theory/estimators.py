@@ -119,13 +119,18 @@ def estimator_statistics(
 
 
 def sampled_gradient(
-    mdp: FiniteMDP, features: Array, estimator: Estimator, n_trajectories: int, seed: int
+    mdp: FiniteMDP,
+    features: Array,
+    estimator: Estimator,
+    n_trajectories: int,
+    seed: int,
+    horizon: int | None = None,
 ) -> Callable[[Array], Array]:
     """theta -> the estimator's mean over n_trajectories fresh trajectories (seeded)."""
     rng = np.random.default_rng(seed)
 
     def gradient(theta: Array) -> Array:
-        samples = gradient_samples(mdp, features, theta, n_trajectories, rng)
+        samples = gradient_samples(mdp, features, theta, n_trajectories, rng, horizon)
         return samples[estimator].mean(axis=0)
 
     return gradient
