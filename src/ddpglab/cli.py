@@ -135,7 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     env = make_env(config.env.id, config.env.max_episode_steps)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
-    check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(config.train.seeds))
+    members = len(config.train.seeds)
+    check_buffer_fits(config.replay.kind, config.replay.capacity, obs_dim, act_dim, members)
     prepare_out_dir(args.out, args.overwrite)
     summary = train(config, args.out, progress=not args.quiet)
     if not args.quiet:

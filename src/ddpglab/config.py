@@ -83,12 +83,25 @@ class PrioritizedConfig(_Section):
     eps: float = Field(1e-6, gt=0, description="added to |TD error| before the exponent")
 
 
+class StratifiedConfig(_Section):
+    """Good/bad episode strata by a dynamic return threshold (the 2023 study)."""
+
+    threshold_std: float = Field(0.5, description="t = mean + threshold_std * std of returns")
+    good_ratio: float = Field(0.5, ge=0, le=1, description="share of non-current draws from good")
+    window_episodes: int = Field(50, ge=1, description="returns in the rolling window")
+
+
 class ReplayConfig(_Section):
     """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it."""
 
-    kind: Literal["uniform", "prioritized"] = Field("uniform", description="sampling strategy")
-    capacity: int = Field(1_000_000, gt=0, description="transitions kept per member")
+    kind: Literal["uniform", "prioritized", "stratified"] = Field(
+        "uniform", description="sampling strategy"
+    )
+    capacity: int = Field(
+        1_000_000, gt=0, description="transitions kept per member (per FIFO for stratified)"
+    )
     prioritized: PrioritizedConfig = PrioritizedConfig()
+    stratified: StratifiedConfig = StratifiedConfig()
 
     def strategy_params(self) -> dict[str, Any]:
         """Keyword arguments of the selected strategy (its section, if it has one)."""

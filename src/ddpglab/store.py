@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     wall_s      REAL NOT NULL,
     critic_loss REAL,
     mean_q      REAL,
+    threshold   REAL,  -- stratified replay: the return threshold the episode was judged by
     PRIMARY KEY (run_id, episode)
 );
 CREATE TABLE IF NOT EXISTS evals (
@@ -123,9 +124,10 @@ class ResultsStore:
             )
 
     def add_episodes(self, rows: Iterable[tuple]) -> None:
-        """Insert (run_id, episode, return, length, env_steps, wall_s, critic_loss, mean_q) rows."""
+        """Insert (run_id, episode, return, length, env_steps, wall_s, critic_loss, mean_q,
+        threshold) rows."""
         with self.conn:
-            self.conn.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.conn.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
         mean = sum(returns) / len(returns)

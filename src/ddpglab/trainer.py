@@ -22,7 +22,7 @@ from ddpglab.config import Config, ConfigError
 from ddpglab.envs import MemberEnvs, make_env, rescale_action
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
-from ddpglab.replay import ReplayBuffer, make_buffer
+from ddpglab.replay import STRATEGIES, make_buffer
 from ddpglab.seeding import derive_seed, member_rngs
 from ddpglab.store import ResultsStore
 
@@ -51,9 +51,9 @@ class TrainSummary:
         return asdict(self)
 
 
-def check_buffer_fits(capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
+def check_buffer_fits(kind: str, capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
     """Refuse a replay capacity whose storage exceeds this machine's physical memory."""
-    needed = ReplayBuffer.storage_bytes(capacity, obs_dim, act_dim, members)
+    needed = STRATEGIES[kind].storage_bytes(capacity, obs_dim, act_dim, members)
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > physical:
         raise ConfigError(
@@ -89,7 +89,9 @@ class Trainer:
         self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
         try:
-            check_buffer_fits(config.replay.capacity, obs_dim, act_dim, len(self.seeds))
+            check_buffer_fits(
+                config.replay.kind, config.replay.capacity, obs_dim, act_dim, len(self.seeds)
+            )
         except ConfigError:
             self.envs.close()
             raise
@@ -301,9 +303,9 @@ class Trainer:
             member.returns.append(ret)
             wall = time.perf_counter() - self._start
             length = int(self.buffer.last_episode_length[k])
-            rows.append(
-                (self.run_ids[k], member.episodes, ret, length, member.env_steps, wall, loss, q)
-            )
+            threshold = self._episode_threshold(k)
+            row = (member.episodes, ret, length, member.env_steps, wall, loss, q, threshold)
+            rows.append((self.run_ids[k], *row))
             if budget is not None and member.episodes >= budget:
                 finished.append(k)
                 continue
@@ -316,6 +318,11 @@ class Trainer:
             self.store.add_episodes(rows)
         self._record_eval(to_eval)
         self._finish(finished)
+
+    def _episode_threshold(self, k: int) -> float | None:
+        """The return threshold member k's episode was classified by (stratified replay)."""
+        thresholds = getattr(self.buffer, "last_episode_threshold", None)
+        return None if thresholds is None else float(thresholds[k])
 
     def _finish(self, members: list[int]) -> None:
         """Members that spent their budget: final evaluation and checkpoint, then inactive."""

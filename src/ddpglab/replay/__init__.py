@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from ddpglab.replay.prioritized import PrioritizedReplay
 from ddpglab.replay.storage import Batch, ReplayBuffer
+from ddpglab.replay.stratified import StratifiedReplay
 from ddpglab.replay.uniform import UniformReplay
 
 STRATEGIES: dict[str, type[ReplayBuffer]] = {
     "uniform": UniformReplay,
     "prioritized": PrioritizedReplay,
+    "stratified": StratifiedReplay,
 }
 
 
@@ -34,6 +36,7 @@ __all__ = [
     "Batch",
     "PrioritizedReplay",
     "ReplayBuffer",
+    "StratifiedReplay",
     "UniformReplay",
     "make_buffer",
 ]

@@ -58,7 +58,9 @@ class ReplayBuffer:
         seed: int | Sequence[int] = 0,
     ):
         self.capacity, self.members = capacity, members
-        shape = (members, capacity)
+        # The ring that `add` writes is slots [0, capacity); strategies that keep strata of
+        # their own (stratified) get further slots after it, so one gather serves all.
+        shape = (members, capacity * self.slots_per_capacity)
         self.obs = np.zeros((*shape, obs_dim), dtype=np.float32)
         self.actions = np.zeros((*shape, act_dim), dtype=np.float32)
         self.rewards = np.zeros(shape, dtype=np.float32)
@@ -77,10 +79,14 @@ class ReplayBuffer:
         self._member_axis = np.arange(members)[:, None]
         self._unit_weights: torch.Tensor | None = None
 
-    @staticmethod
-    def storage_bytes(capacity: int, obs_dim: int, act_dim: int, members: int) -> int:
-        """Bytes of the ring arrays: obs, next_obs, actions, reward and terminated, float32."""
-        return 4 * members * capacity * (2 * obs_dim + act_dim + 2)
+    #: Slots of storage per unit of ``capacity`` (the ring, plus strata of a strategy's own).
+    slots_per_capacity = 1
+
+    @classmethod
+    def storage_bytes(cls, capacity: int, obs_dim: int, act_dim: int, members: int) -> int:
+        """Bytes of the storage arrays: obs, next_obs, actions, reward and terminated, float32."""
+        slots = members * capacity * cls.slots_per_capacity
+        return 4 * slots * (2 * obs_dim + act_dim + 2)
 
     def __len__(self) -> int:
         return self.size

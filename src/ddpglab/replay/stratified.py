@@ -1,0 +1,142 @@
+"""Stratified replay (the 2023 study): good and bad episodes, split by a dynamic threshold."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from ddpglab.replay.storage import ReplayBuffer
+
+
+def dynamic_threshold(recent_returns: Sequence[float], threshold_std: float) -> float:
+    """t = mean + lambda * std of the rolling window of returns (population std, ddof 0)."""
+    window = np.asarray(recent_returns, dtype=np.float64)
+    return float(window.mean() + threshold_std * window.std())
+
+
+def stratum_sizes(
+    batch_size: int, current: int, good: int, bad: int, good_ratio: float
+) -> tuple[int, int, int]:
+    """Split B draws over the strata (current episode, good, bad).
+
+    n_current = floor(B |current| / (|current| + |good| + |bad|)); of the rest R,
+    n_good = floor(R good_ratio) and n_bad = R - n_good. An empty stratum passes its share
+    to the other one; with both empty, every draw comes from the current episode.
+    """
+    total = max(current + good + bad, 1)
+    n_current = batch_size * current // total
+    rest = batch_size - n_current
+    n_good = int(np.floor(rest * good_ratio))
+    n_bad = rest - n_good
+    if good == 0:
+        n_good, n_bad = 0, rest
+    if bad == 0:
+        n_good, n_bad = n_good + n_bad, 0
+    if good == 0 and bad == 0:
+        n_current, n_good, n_bad = batch_size, 0, 0
+    return n_current, n_good, n_bad
+
+
+class StratifiedReplay(ReplayBuffer):
+    """Three strata per member: the current episode, a "good" FIFO and a "bad" FIFO.
+
+    When an episode ends, its return G joins the rolling window of the last
+    ``window_episodes`` returns (G included) and the threshold t = mean + threshold_std *
+    std of that window is computed; the whole episode moves to the good FIFO if G > t,
+    else to the bad one. Each FIFO holds ``capacity`` transitions. Minibatches draw from
+    the strata in the proportions of :func:`stratum_sizes`, uniformly with replacement
+    inside each stratum.
+
+    Storage slots: [0, C) is the ring the current episode is written to, [C, 2C) the good
+    FIFO and [2C, 3C) the bad one, so sampled indices gather from one set of arrays.
+
+    Args:
+        threshold_std: lambda, in standard deviations (+0.5 or -0.5 in the study).
+        good_ratio: share of the non-current draws taken from the good FIFO.
+        window_episodes: episodes in the rolling window of returns.
+    """
+
+    slots_per_capacity = 3
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        act_dim: int,
+        members: int = 1,
+        seed: int | Sequence[int] = 0,
+        threshold_std: float = 0.5,
+        good_ratio: float = 0.5,
+        window_episodes: int = 50,
+    ):
+        super().__init__(capacity, obs_dim, act_dim, members, seed)
+        self.threshold_std, self.good_ratio = threshold_std, good_ratio
+        self.recent_returns = [deque(maxlen=window_episodes) for _ in range(members)]
+        self.fifo_pos = np.zeros((members, 2), dtype=np.int64)  # write position: good, bad
+        self.fifo_size = np.zeros((members, 2), dtype=np.int64)
+        self.last_episode_threshold = np.full(members, np.nan)
+        self.last_episode_good = np.zeros(members, dtype=bool)
+
+    def __len__(self) -> int:
+        """Transitions the poorest member holds over all three strata."""
+        return int((self.current_sizes() + self.fifo_size.sum(axis=1)).min())
+
+    def current_sizes(self) -> np.ndarray:
+        """Transitions of each member's current episode still in the ring, shape (K,)."""
+        return np.minimum(self.episode_length, self.capacity)
+
+    def end_episodes(self, members: np.ndarray, returns: np.ndarray) -> None:
+        """Classify each ended episode by the dynamic threshold and move it to its FIFO."""
+        for k, episode_return in zip(members, returns, strict=True):
+            self.recent_returns[k].append(float(episode_return))
+            threshold = dynamic_threshold(self.recent_returns[k], self.threshold_std)
+            good = episode_return > threshold
+            self.last_episode_threshold[k] = threshold
+            self.last_episode_good[k] = good
+            self._move_episode(k, fifo=0 if good else 1)
+
+    def _move_episode(self, k: int, fifo: int) -> None:
+        """Copy member k's just-ended episode (the ring slots before pos) into a FIFO."""
+        length = int(min(self.last_episode_length[k], self.capacity))
+        source = (self.pos - length + np.arange(length)) % self.capacity
+        start = self.fifo_pos[k, fifo]
+        target = (1 + fifo) * self.capacity + (start + np.arange(length)) % self.capacity
+        for array in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated):
+            array[k, target] = array[k, source]
+        self.fifo_pos[k, fifo] = (start + length) % self.capacity
+        self.fifo_size[k, fifo] = min(self.fifo_size[k, fifo] + length, self.capacity)
+
+    def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
+        idx = np.empty((self.members, batch_size), dtype=np.int64)
+        current = self.current_sizes()
+        for k, rng in enumerate(self.rngs):
+            good, bad = self.fifo_size[k]
+            n_cur, n_good, n_bad = stratum_sizes(
+                batch_size, int(current[k]), int(good), int(bad), self.good_ratio
+            )
+            ring = self.pos - current[k] + rng.integers(0, max(current[k], 1), n_cur)
+            idx[k, :n_cur] = ring % self.capacity
+            idx[k, n_cur : n_cur + n_good] = self.capacity + rng.integers(0, max(good, 1), n_good)
+            idx[k, n_cur + n_good :] = 2 * self.capacity + rng.integers(0, max(bad, 1), n_bad)
+        return idx, None
+
+    def state_dict(self):
+        state = super().state_dict()
+        state.update(
+            recent_returns=[list(d) for d in self.recent_returns],
+            fifo_pos=self.fifo_pos,
+            fifo_size=self.fifo_size,
+            last_episode_threshold=self.last_episode_threshold,
+            last_episode_good=self.last_episode_good,
+        )
+        return state
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        for window, saved in zip(self.recent_returns, state["recent_returns"], strict=True):
+            window.clear()
+            window.extend(saved)
+        for name in ("fifo_pos", "fifo_size", "last_episode_threshold", "last_episode_good"):
+            getattr(self, name)[...] = state[name]
