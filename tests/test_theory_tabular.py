@@ -12,6 +12,7 @@ from ddpglab.theory.estimators import (
     estimator_statistics,
     gradient_ascent,
     sampled_gradient,
+    truncation_horizon,
 )
 from ddpglab.theory.tabular import (
     FiniteMDP,
@@ -42,10 +43,11 @@ from ddpglab.theory.tabular import (
 )
 
 EXAMPLES = settings(max_examples=25, deadline=None, derandomize=True)
+DISCOUNTS = st.sampled_from([0.0, 0.3, 0.9, 0.99])
 
 
 @st.composite
-def problems(draw, gamma=st.sampled_from([0.0, 0.3, 0.9, 0.99])):
+def problems(draw, gamma=DISCOUNTS):
     """(mdp, features, theta): a random MDP of 2..6 states and 2..4 actions, with tabular
     or 3-dimensional linear softmax features and random preferences."""
     n_states = draw(st.integers(2, 6))
@@ -84,9 +86,11 @@ def test_values_distributions_and_lemma_9_1(problem):
     np.testing.assert_allclose(d.sum(), 1.0, atol=1e-12)
     np.testing.assert_allclose(d @ transition, d, atol=1e-12)  # d^T P = d^T
 
-    visitation = discounted_visitation(mdp, pi)  # sum_k gamma^k P^k
-    series = sum(mdp.gamma**k * np.linalg.matrix_power(transition, k) for k in range(4000))
-    np.testing.assert_allclose(visitation, series, atol=1e-8)
+    visitation = discounted_visitation(mdp, pi)  # sum_k gamma^k P^k, truncated at gamma^K < 1e-12
+    series, term = np.zeros_like(transition), np.eye(mdp.n_states)
+    for _ in range(truncation_horizon(mdp.gamma)):
+        series, term = series + term, mdp.gamma * term @ transition
+    np.testing.assert_allclose(visitation, series, atol=1e-9)
     np.testing.assert_allclose(discounted_state_weights(mdp, pi).sum(), 1 / (1 - mdp.gamma))
 
     rbar, vbar = metric(mdp, features, theta, "rbar"), metric(mdp, features, theta, "vbar")
@@ -102,9 +106,7 @@ def test_theorem_9_2_gradient_of_vbar0(problem):
     mdp, features, theta = problem
     theorem = grad_vbar0(mdp, features, theta)
     assert_gradients_close(theorem, autograd_gradient(mdp, features, theta, "vbar0"), 1e-10)
-    assert_gradients_close(
-        theorem, finite_difference_gradient(mdp, features, theta, "vbar0"), 1e-8
-    )
+    assert_gradients_close(theorem, finite_difference_gradient(mdp, features, theta, "vbar0"), 1e-8)
 
 
 @EXAMPLES
@@ -192,12 +194,11 @@ def estimator_curves():
 def test_estimators_are_unbiased(estimator_curves, name):
     exact, curves = estimator_curves
     curve = curves[name]
-    mean, n = curve.mean[-1], curve.sample_counts[-1]
+    mean = curve.mean[-1]
     # total variance of the mean over d components: |mean - exact|^2 ~ variance on average
     assert curve.squared_error[-1] <= 4 * curve.variance[-1]
     # and each component within 5 standard errors (per-component variance <= total)
     assert np.all(np.abs(mean - exact) <= 5 * np.sqrt(curve.variance[-1]) + 1e-12)
-    assert n == 4000
     # the variance of the N-sample mean falls as 1/N
     assert 5 < curve.variance[0] / curve.variance[-1] < 20
 
