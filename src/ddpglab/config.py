@@ -91,10 +91,16 @@ class StratifiedConfig(_Section):
     window_episodes: int = Field(50, ge=1, description="returns in the rolling window")
 
 
+class SoftmaxConfig(_Section):
+    """Sampling by exp(|r - mean r| / beta) (the 2023 study); used when replay.kind=softmax."""
+
+    beta: float = Field(1.0, gt=0, description="temperature: larger is closer to uniform")
+
+
 class ReplayConfig(_Section):
     """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it."""
 
-    kind: Literal["uniform", "prioritized", "stratified"] = Field(
+    kind: Literal["uniform", "prioritized", "stratified", "softmax"] = Field(
         "uniform", description="sampling strategy"
     )
     capacity: int = Field(
@@ -102,6 +108,7 @@ class ReplayConfig(_Section):
     )
     prioritized: PrioritizedConfig = PrioritizedConfig()
     stratified: StratifiedConfig = StratifiedConfig()
+    softmax: SoftmaxConfig = SoftmaxConfig()
 
     def strategy_params(self) -> dict[str, Any]:
         """Keyword arguments of the selected strategy (its section, if it has one)."""

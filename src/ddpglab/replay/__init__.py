@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ddpglab.replay.prioritized import PrioritizedReplay
+from ddpglab.replay.softmax import SoftmaxReplay
 from ddpglab.replay.storage import Batch, ReplayBuffer
 from ddpglab.replay.stratified import StratifiedReplay
 from ddpglab.replay.uniform import UniformReplay
@@ -13,6 +14,7 @@ STRATEGIES: dict[str, type[ReplayBuffer]] = {
     "uniform": UniformReplay,
     "prioritized": PrioritizedReplay,
     "stratified": StratifiedReplay,
+    "softmax": SoftmaxReplay,
 }
 
 
@@ -36,6 +38,7 @@ __all__ = [
     "Batch",
     "PrioritizedReplay",
     "ReplayBuffer",
+    "SoftmaxReplay",
     "StratifiedReplay",
     "UniformReplay",
     "make_buffer",
