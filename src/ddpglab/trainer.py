@@ -321,7 +321,7 @@ class Trainer:
 
     def _episode_threshold(self, k: int) -> float | None:
         """The return threshold member k's episode was classified by (stratified replay)."""
-        thresholds = getattr(self.buffer, "last_episode_threshold", None)
+        thresholds = self.buffer.last_episode_threshold
         return None if thresholds is None else float(thresholds[k])
 
     def _finish(self, members: list[int]) -> None:

@@ -122,6 +122,9 @@ class ReplayBuffer:
 
     #: Whether the trainer must report TD errors through :meth:`update_priorities`.
     needs_priorities = False
+    #: Per member, the return threshold its last episode was judged by (strategies that
+    #: classify episodes set it; None elsewhere). The trainer stores it next to the return.
+    last_episode_threshold: np.ndarray | None = None
 
     def end_episodes(self, members: np.ndarray, returns: np.ndarray) -> None:
         """Hook for strategies that act on whole episodes; called after the last transition."""
