@@ -1,4 +1,4 @@
-"""Command line: ``ddpglab train``.
+"""Command line: ``ddpglab train`` here, further commands from the modules in ``COMMAND_MODULES``.
 
 Bad input (unknown env, bad config key or value, an output folder holding another run)
 ends with one line on stderr and exit status 2, before anything is written.
@@ -7,6 +7,7 @@ ends with one line on stderr and exit status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -16,6 +17,12 @@ from typing import Any
 from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
 
 EXIT_USAGE = 2
+
+#: Modules that add subcommands. Each defines ``add_parsers(commands)``, which adds its
+#: subparsers with ``set_defaults(run=handler)``, ``handler(args) -> int`` raising
+#: ConfigError on bad input. They import heavy dependencies inside the handlers, so that
+#: building the parser stays fast.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 # What a finished or running ``ddpglab train`` leaves in its output folder.
 RUN_ARTIFACTS = (
@@ -36,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
     """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them."""
     try:
         if "," in text:
@@ -50,7 +57,7 @@ def _seeds(text: str) -> list[int]:
     return list(range(count))
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -71,10 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--replay", help="replay sampling strategy (sets replay.kind)")
     seeds = train.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="train one member with this seed")
-    seeds.add_argument("--seeds", type=_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
+    seeds.add_argument("--seeds", type=parse_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
     budget = train.add_mutually_exclusive_group()
-    budget.add_argument("--episodes", type=_positive_int, help="episodes per member")
-    budget.add_argument("--steps", type=_positive_int, help="env steps per member")
+    budget.add_argument("--episodes", type=positive_int, help="episodes per member")
+    budget.add_argument("--steps", type=positive_int, help="env steps per member")
     train.add_argument(
         "--set",
         dest="overrides",
@@ -86,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="output folder")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+    train.set_defaults(run=cmd_train)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parsers(commands)
     return parser
 
 
@@ -151,15 +161,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            return cmd_train(args)
+        return args.run(args)
     except ConfigError as err:
         print(f"ddpglab: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ddpglab: interrupted", file=sys.stderr)
         return 130
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":
