@@ -156,6 +156,15 @@ class ResultsStore:
         )
         return [row[0] for row in cur.fetchall()]
 
+    def checkpoints(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's checkpoints (episode, env_steps, path relative to the store's folder),
+        in training order."""
+        cur = self.conn.execute(
+            "SELECT episode, env_steps, path FROM checkpoints WHERE run_id = ? ORDER BY env_steps",
+            (run_id,),
+        )
+        return [{"episode": e, "env_steps": s, "path": p} for e, s, p in cur.fetchall()]
+
     def episodes_frame(self):
         """All episodes joined with their run's seed and variant, as a pandas DataFrame."""
         import pandas as pd

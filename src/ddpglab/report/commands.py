@@ -1,0 +1,165 @@
+"""``ddpglab report``, ``ddpglab export`` and ``ddpglab animate``: derived from a store.
+
+Each reads ``DIR/results.sqlite`` (a ``ddpglab train --out DIR`` run or a study folder);
+bad input ends with one line on stderr and exit status 2, with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ddpglab.cli import positive_int
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number: '{text}'") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number: '{text}'")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0: '{text}'")
+    return value
+
+
+def add_parsers(commands) -> None:
+    """Add the report, export and animate subcommands to ``ddpglab``'s subparsers."""
+    from ddpglab.report import study_report
+
+    report = commands.add_parser(
+        "report",
+        help="figures and a statistics table of a run or study folder (writes DIR/report/)",
+        description="Writes DIR/report/: curves.png, final.png, thresholds.png (stratified"
+        " variants), table.md and table.csv, from DIR/results.sqlite alone.",
+    )
+    report.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
+    report.add_argument(
+        "--baseline", help="variant to compare against (default: the first uniform-replay one)"
+    )
+    report.add_argument(
+        "--threshold",
+        type=_finite_float,
+        help="return the rolling mean must exceed (default per env, e.g. -400 for Pendulum-v1)",
+    )
+    report.add_argument(
+        "--last",
+        type=positive_int,
+        default=study_report.LAST,
+        help=f"a seed's score: mean return of its last N episodes ({study_report.LAST})",
+    )
+    report.add_argument(
+        "--window",
+        type=positive_int,
+        default=study_report.WINDOW,
+        help=f"episodes in the rolling mean ({study_report.WINDOW})",
+    )
+    report.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=study_report.N_BOOT,
+        metavar="N",
+        help=f"bootstrap replicates ({study_report.N_BOOT})",
+    )
+    report.add_argument(
+        "--include-unfinished",
+        action="store_true",
+        help="count running and failed runs too (default: status 'done' only)",
+    )
+    report.set_defaults(run=cmd_report)
+
+    export = commands.add_parser(
+        "export",
+        help="episodes as csv (the 2023 runs/<env>/<variant>_<seed>/loss.csv layout) or parquet",
+    )
+    export.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
+    export.add_argument("--format", required=True, choices=("csv", "parquet"))
+    export.add_argument(
+        "--to",
+        type=Path,
+        help="csv: folder that receives runs/ (default DIR/export); "
+        "parquet: file (default DIR/export/episodes.parquet)",
+    )
+    export.add_argument(
+        "--include-unfinished", action="store_true", help="export running and failed runs too"
+    )
+    export.set_defaults(run=cmd_export)
+
+    animate = commands.add_parser(
+        "animate",
+        help="play a run's saved actors in training order: animation.gif and animation.mp4",
+    )
+    animate.add_argument(
+        "dir", type=Path, metavar="RUN_OR_STUDY_DIR", help="folder holding results.sqlite"
+    )
+    animate.add_argument("--variant", help="variant of the run (default: the first run's)")
+    animate.add_argument("--seed", type=int, help="seed of the run (default: the first run's)")
+    animate.add_argument(
+        "--every", type=positive_int, default=1, help="every N-th checkpoint, and the last (1)"
+    )
+    animate.add_argument("--fps", type=positive_int, help="frames per second (default: the env's)")
+    animate.add_argument(
+        "--max-steps", type=positive_int, help="steps per episode (default: the run's limit)"
+    )
+    animate.add_argument(
+        "--gif-width",
+        type=_non_negative_int,
+        default=400,
+        help="GIF width in pixels, 0 for the env's own (400); the MP4 keeps the env's size",
+    )
+    animate.add_argument("--to", type=Path, help="output folder (default: DIR)")
+    animate.set_defaults(run=cmd_animate)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ddpglab.report.study_report import write_report
+
+    folder = write_report(
+        args.dir,
+        args.baseline,
+        args.threshold,
+        last=args.last,
+        window=args.window,
+        n_boot=args.bootstrap,
+        include_unfinished=args.include_unfinished,
+    )
+    print((folder / "table.md").read_text(), end="")
+    names = ", ".join(sorted(p.name for p in folder.iterdir()))
+    print(f"\nreport written to {folder}/ ({names})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ddpglab.report.export import export
+
+    path = export(args.dir, args.format, args.to, args.include_unfinished)
+    print(f"exported to {path}")
+    return 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from ddpglab.report.animate import animate
+
+    gif, mp4, segments = animate(
+        args.dir,
+        variant=args.variant,
+        seed=args.seed,
+        every=args.every,
+        fps=args.fps,
+        max_steps=args.max_steps,
+        to=args.to,
+        gif_width=args.gif_width,
+    )
+    played = ", ".join(f"episode {s.episode}: {s.ret:.1f}" for s in segments)
+    print(f"{len(segments)} checkpoints played ({played})")
+    print(f"wrote {gif} and {mp4}")
+    return 0

@@ -1,0 +1,139 @@
+"""``ddpglab export DIR``: the episodes of a store as csv files (the 2023 layout) or parquet.
+
+csv: ``<to>/runs/<env>/<variant>_<seed>/loss.csv``, one line per episode, no header:
+``episode, return`` or, for runs that record a stratified threshold,
+``episode, return, threshold`` (``nan`` where the episode had none yet). This is the
+layout the 2023 study's plotting scripts read with ``np.loadtxt(path, delimiter=",")``.
+Returns are written with ``repr`` so that reading them back gives the stored floats.
+
+parquet: one table, every episode column joined with its run's env, variant, seed and
+status (pandas + pyarrow, extra ``parquet``).
+
+Only runs with status 'done' are exported unless ``include_unfinished``. Output is built
+beside its target and renamed into place, so a failed export leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ddpglab.config import ConfigError
+from ddpglab.report.study_report import RunData, load_study, open_store, variant_label
+
+FORMATS = ("csv", "parquet")
+
+
+def safe_name(text: str) -> str:
+    """A path component: separators (as in namespaced env ids like ``ns/Env-v0``) become _."""
+    cleaned = text.replace("/", "_").replace("\\", "_")
+    return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def loss_csv(run: RunData) -> str:
+    """``episode, return[, threshold]`` lines; the threshold column only when the run has one."""
+    with_threshold = bool(np.isfinite(run.thresholds).any())
+    lines = []
+    for episode, ret, threshold in zip(run.episodes, run.returns, run.thresholds, strict=True):
+        fields = [str(int(episode)), repr(float(ret))]
+        if with_threshold:
+            fields.append("nan" if math.isnan(threshold) else repr(float(threshold)))
+        lines.append(", ".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+def run_folders(runs: list[RunData]) -> dict[int, Path]:
+    """``runs/<env>/<variant>_<seed>`` per run; a repeated (env, variant, seed), possible
+    when unfinished runs are included, gets its run id appended."""
+    folders: dict[int, Path] = {}
+    taken: set[Path] = set()
+    for run in runs:
+        folder = Path("runs", safe_name(run.env_id), safe_name(f"{run.variant}_{run.seed}"))
+        if folder in taken:
+            folder = folder.with_name(f"{folder.name}_run{run.run_id}")
+        taken.add(folder)
+        folders[run.run_id] = folder
+    return folders
+
+
+def export_csv(study_dir: Path, to: Path, include_unfinished: bool = False) -> Path:
+    """Write ``to/runs/...`` (replacing an earlier export there); returns ``to/runs``."""
+    study = load_study(study_dir, include_unfinished)
+    if not study.runs:
+        raise ConfigError(f"{study_dir}/results.sqlite holds no run to export")
+    target = to / "runs"
+    if to.exists() and not to.is_dir():
+        raise ConfigError(f"--to {to} exists and is not a folder")
+    to.mkdir(parents=True, exist_ok=True)
+    tmp, old = to / ".runs.tmp", to / ".runs.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for run_id, folder in run_folders(study.runs).items():
+            run = next(r for r in study.runs if r.run_id == run_id)
+            path = tmp / folder.relative_to("runs") / "loss.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(loss_csv(run))
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def episodes_table(study_dir: Path, include_unfinished: bool = False):
+    """Every episode joined with its run's identity, as a pandas DataFrame."""
+    import pandas as pd
+
+    with open_store(study_dir) as store:
+        frame = pd.read_sql_query(
+            "SELECT r.env_id, r.variant, r.seed, r.status, e.* FROM episodes e"
+            " JOIN runs r USING (run_id) ORDER BY e.run_id, e.episode",
+            store.conn,
+        )
+    if not include_unfinished:
+        frame = frame[frame["status"] == "done"].reset_index(drop=True)
+    frame["variant"] = frame["variant"].map(variant_label)
+    return frame
+
+
+def export_parquet(study_dir: Path, to: Path, include_unfinished: bool = False) -> Path:
+    """Write the episodes table to the parquet file ``to``; returns it."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ConfigError("parquet export needs pyarrow: pip install 'ddpglab[parquet]'") from None
+    frame = episodes_table(study_dir, include_unfinished)
+    if frame.empty:
+        raise ConfigError(f"{study_dir}/results.sqlite holds no run to export")
+    if to.is_dir():
+        raise ConfigError(f"--to {to} is a folder; parquet export writes one file")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.with_name(f".{to.name}.tmp")
+    try:
+        frame.to_parquet(tmp, engine="pyarrow", index=False)
+        os.replace(tmp, to)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return to
+
+
+def export(
+    study_dir: Path, fmt: str, to: Path | None = None, include_unfinished: bool = False
+) -> Path:
+    """Export in ``fmt`` ('csv' or 'parquet'); ``to`` defaults to ``study_dir/export``
+    (csv) or ``study_dir/export/episodes.parquet``."""
+    study_dir = Path(study_dir)
+    open_store(study_dir).close()  # refuse a folder without a store before creating anything
+    if fmt == "csv":
+        return export_csv(study_dir, Path(to or study_dir / "export"), include_unfinished)
+    if fmt == "parquet":
+        default = study_dir / "export" / "episodes.parquet"
+        return export_parquet(study_dir, Path(to or default), include_unfinished)
+    raise ConfigError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")

@@ -1,0 +1,152 @@
+"""The figures of ``ddpglab report``: learning curves, final scores, stratified thresholds."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ddpglab.report import stats  # noqa: E402
+
+if TYPE_CHECKING:
+    from ddpglab.report.study_report import Row, Study
+
+# PNG metadata without a version string, so regenerated figures differ only if data do.
+_SAVE = {"dpi": 120, "metadata": {"Software": None}}
+
+
+def _colors(n: int) -> list:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _legend_below(fig, handles, labels) -> None:
+    """A legend under the panels, in columns, so long variant names never cover curves."""
+    ncol = max(1, min(len(labels), 3 if max(map(len, labels)) > 20 else 4))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    rows = math.ceil(len(labels) / ncol)
+    fig.tight_layout(rect=(0, min(0.45, 0.04 + 0.035 * rows * 6 / fig.get_figheight()), 1, 1))
+
+
+def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
+    """Per variant the mean over seeds of the rolling mean return, with a 95% bootstrap
+    band over seeds; one panel per env, over the episodes every seed of a variant has."""
+    from ddpglab.report.study_report import rng_for
+
+    variants = study.variants()
+    colors = dict(zip(variants, _colors(len(variants)), strict=True))
+    n_rows = math.ceil(len(variants) / 3)
+    fig, axes = plt.subplots(
+        1, len(study.envs), figsize=(7 * len(study.envs), 4.5 + 0.3 * n_rows), squeeze=False
+    )
+    handles: dict[str, object] = {}
+    for ax, env_id in zip(axes[0], study.envs, strict=True):
+        for variant in study.variants(env_id):
+            runs = study.group(env_id, variant)
+            horizon = min(r.returns.size for r in runs)
+            curves = np.stack([stats.rolling_mean(r.returns[:horizon], window) for r in runs])
+            mean, lo, hi = stats.mean_band(curves, n_boot, rng_for(env_id, variant, "band"))
+            x = runs[0].episodes[:horizon]
+            (line,) = ax.plot(x, mean, lw=1.6, color=colors[variant])
+            ax.fill_between(x, lo, hi, color=colors[variant], alpha=0.18, lw=0)
+            handles[variant] = line
+        ax.set_title(env_id)
+        ax.set_xlabel("episode")
+        ax.set_ylabel(f"return, rolling mean of {window}")
+        ax.grid(alpha=0.3)
+    labels = [f"{v} (n={len({r.seed for r in study.runs if r.variant == v})})" for v in handles]
+    _legend_below(fig, list(handles.values()), labels)
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+
+
+def plot_final(rows: list[Row], path: Path, last: int) -> None:
+    """Per variant the seeds' scores (dots), the mean (circle) and the IQM (diamond), each
+    with its 95% CI; variants on the vertical axis so long names stay readable."""
+    envs = list(dict.fromkeys(r.env_id for r in rows))
+    n_max = max(sum(r.env_id == e for r in rows) for e in envs)
+    fig, axes = plt.subplots(
+        1, len(envs), figsize=(6.5 * len(envs), 1.2 + 0.45 * n_max), squeeze=False
+    )
+    jitter = np.random.default_rng(0)
+    for ax, env_id in zip(axes[0], envs, strict=True):
+        env_rows = [r for r in rows if r.env_id == env_id]
+        for y, r in enumerate(env_rows):
+            ax.scatter(
+                r.scores, y + jitter.uniform(-0.12, 0.12, r.scores.size), s=9,
+                color="0.6", zorder=1, label="seed" if y == 0 else None,
+            )  # fmt: skip
+            for offset, (point, lo, hi), marker, color, name in (
+                (-0.22, r.mean, "o", "tab:blue", "mean, 95% CI"),
+                (0.22, r.iqm, "D", "tab:red", "IQM, 95% CI"),
+            ):
+                ax.errorbar(
+                    point, y + offset, xerr=[[point - lo], [hi - point]], fmt=marker,
+                    color=color, ms=4, capsize=3, zorder=2, label=name if y == 0 else None,
+                )  # fmt: skip
+        ax.set_yticks(range(len(env_rows)), [r.variant for r in env_rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(env_id)
+        ax.set_xlabel(f"mean return over the last {last} episodes")
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+
+
+def plot_thresholds(study: Study, path: Path, window: int) -> bool:
+    """For each variant that records thresholds (stratified replay): the mean over seeds of
+    the return, its rolling mean, and the mean dynamic threshold per episode, with each
+    seed's threshold faint. Returns False (and writes nothing) when no variant has any."""
+    groups = [
+        (env_id, variant)
+        for env_id in study.envs
+        for variant in study.variants(env_id)
+        if any(np.isfinite(r.thresholds).any() for r in study.group(env_id, variant))
+    ]
+    if not groups:
+        return False
+    n_cols = min(2, len(groups))
+    n_rows = math.ceil(len(groups) / n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(6.5 * n_cols, 3.4 * n_rows), squeeze=False, sharey="row"
+    )
+    for ax, (env_id, variant) in zip(axes.flat, groups, strict=False):
+        runs = study.group(env_id, variant)
+        horizon = min(r.returns.size for r in runs)
+        x = runs[0].episodes[:horizon]
+        returns = np.stack([r.returns[:horizon] for r in runs])
+        thresholds = np.stack([r.thresholds[:horizon] for r in runs])
+        for seed_threshold in thresholds:
+            ax.plot(x, seed_threshold, lw=0.5, color="tab:orange", alpha=0.25)
+        mean_return = returns.mean(axis=0)
+        ax.plot(x, mean_return, lw=0.6, color="tab:blue", alpha=0.45, label="return")
+        ax.plot(
+            x, stats.rolling_mean(mean_return, window), lw=1.6, color="tab:blue",
+            label=f"return, rolling mean of {window}",
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            # Episodes before any seed has a threshold give "mean of empty slice": NaN is right.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_threshold = np.nanmean(thresholds, axis=0)
+        ax.plot(x, mean_threshold, lw=1.6, color="tab:orange", label="threshold (mean)")
+        ax.set_title(f"{variant} ({env_id}, n={len(runs)})", fontsize=9)
+        ax.set_xlabel("episode")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("return")
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+    return True
