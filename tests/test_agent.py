@@ -35,6 +35,7 @@ def make_batch(members: int, size: int, seed: int = 0, terminated: float | None 
         terminated=done,
         indices=np.zeros((members, size), dtype=np.int64),
         weights=torch.ones(members, size),
+        discounts=torch.full((members, size), 0.9),  # the agent's gamma below: one-step
     )
 
 
@@ -87,14 +88,23 @@ def test_td_target_bootstraps_unless_terminated():
     rewards = torch.tensor([[1.0, 2.0, -1.0]])
     next_q = torch.tensor([[10.0, 20.0, 30.0]])
     terminated = torch.tensor([[0.0, 1.0, 0.0]])
-    y = td_target(rewards, terminated, next_q, gamma=0.9)
+    y = td_target(rewards, terminated, next_q, discounts=0.9)
     torch.testing.assert_close(y, torch.tensor([[1.0 + 9.0, 2.0, -1.0 + 27.0]]))
 
 
 def test_td_target_with_gamma_zero_is_the_reward():
     rewards = torch.tensor([[1.0, -2.0]])
-    y = td_target(rewards, torch.zeros(1, 2), torch.tensor([[5.0, 6.0]]), gamma=0.0)
+    y = td_target(rewards, torch.zeros(1, 2), torch.tensor([[5.0, 6.0]]), discounts=0.0)
     torch.testing.assert_close(y, rewards)
+
+
+def test_td_target_discounts_each_n_step_transition_by_its_own_gamma_power():
+    """n-step: y = R + gamma^k (1 - terminated) Q', k the rewards summed in R."""
+    rewards = torch.tensor([[1.0, 2.0, 3.0]])
+    next_q = torch.tensor([[10.0, 10.0, 10.0]])
+    discounts = torch.tensor([[0.9, 0.81, 0.729]])
+    y = td_target(rewards, torch.tensor([[0.0, 0.0, 1.0]]), next_q, discounts)
+    torch.testing.assert_close(y, torch.tensor([[1.0 + 9.0, 2.0 + 8.1, 3.0]]))
 
 
 def test_critic_loss_is_weighted_mean_squared_error_per_member():

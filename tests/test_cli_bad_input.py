@@ -31,6 +31,18 @@ from ddpglab.config import load_config
         (["--set", "agent=1"], ["agent"]),
         (["--preset", "nope"], ["nope"]),
         (["--seeds", "1,1"], ["seeds"]),
+        (["--replay", "fifo"], ["replay.kind"]),
+        (["--set", "replay.softmax.beta=0"], ["replay.softmax.beta"]),
+        (["--set", "replay.softmax.beta=-1"], ["replay.softmax.beta"]),
+        (["--set", "replay.stratified.good_ratio=1.2"], ["replay.stratified.good_ratio"]),
+        (["--set", "replay.stratified.good_ratio=-0.1"], ["replay.stratified.good_ratio"]),
+        (["--set", "replay.n_step=0"], ["replay.n_step"]),
+        (["--set", "replay.window.start=200000"], ["window.start", "capacity"]),
+        (
+            ["--set", "replay.window.schedule=linear", "--set", "replay.window.start=10"],
+            ["replay.window", "end"],
+        ),
+        (["--set", "replay.window.start=0"], ["replay.window.start"]),
     ],
 )
 def test_bad_input_is_refused_with_one_line_and_status_2(tmp_path, capsys, args, mentions):

@@ -105,7 +105,7 @@ def test_sampled_indices_follow_the_softmax_of_reward_deviations(kind, beta, pha
     if phase == "window":
         buf.set_window(150)
     buf.check_invariants()
-    slots = buf.active_slots()
+    slots = buf.active_slots(0)
     assert len(slots) == {"filling": 250, "wrapped": 400, "window": 150}[phase]
     counts = sampled_counts(buf)
     assert counts.sum() == DRAWS and counts[np.setdiff1d(np.arange(capacity), slots)].sum() == 0
@@ -130,7 +130,9 @@ def test_mean_reward_is_the_mean_over_the_stored_transitions_or_the_window():
     buf.add(*transition(2, [5.0, -5.0]))
     window = np.concatenate([rewards[:, -19:], [[5.0], [-5.0]]], axis=1)
     np.testing.assert_allclose(buf.mean_reward(), window.mean(axis=1), rtol=1e-6)
-    assert set(buf.sample_indices(500)[0].ravel()) <= set(buf.active_slots())
+    idx = buf.sample_indices(500)[0]
+    for k in (0, 1):
+        assert set(idx[k]) <= set(buf.active_slots(k))
 
 
 def test_extreme_rewards_and_a_tiny_beta_stay_finite_and_exact():
@@ -231,17 +233,19 @@ def test_any_interleaving_of_adds_samples_and_windows_keeps_the_bins_consistent(
     capacity, beta, ops
 ):
     buf = SoftmaxReplay(capacity, 2, 1, members=2, seed=0, beta=beta)
+    window = capacity
     for op, arg in ops:
         if op == "add":
             buf.add(*transition(2, arg))
         elif op == "window":
             buf.set_window(arg)
-        elif buf.active:
+            window = capacity if arg is None else min(arg, capacity)
+        elif buf.active.all():
             idx, _ = buf.sample_indices(arg)
-            assert idx.shape == (2, arg) and np.isin(idx, buf.active_slots()).all()
+            assert idx.shape == (2, arg)
+            assert all(np.isin(idx[k], buf.active_slots(k)).all() for k in (0, 1))
         buf.check_invariants()
-        expected = min(buf.size, capacity if buf.window is None else min(buf.window, capacity))
-        assert buf.active == expected
+        assert (buf.active == min(buf.size, window)).all()
 
 
 def test_cli_trains_with_replay_softmax(tmp_path, capsys):

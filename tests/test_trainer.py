@@ -267,13 +267,29 @@ def test_the_bipedal_preset_trains_on_bipedalwalker(tmp_path):
     assert (tmp_path / "checkpoints" / "seed0").is_dir()
 
 
-def test_members_stay_independent_when_their_episodes_end_at_different_steps():
+@pytest.mark.parametrize(
+    "replay",
+    [
+        {},
+        # schedules move with each member's own progress: its window and its PER beta
+        {
+            "replay.kind": "prioritized",
+            "replay.n_step": 2,
+            "replay.window.schedule": "linear",
+            "replay.window.start": 2000,
+            "replay.window.end": 100,
+        },
+    ],
+    ids=["uniform", "prioritized-window-nstep"],
+)
+def test_members_stay_independent_when_their_episodes_end_at_different_steps(replay):
     """LunarLander terminates early and at different steps per seed, so members finish their
     episode budgets at different times; evaluations fall at different lockstep steps too."""
     from ddpglab.config import load_config
 
     def run(seeds: list[int]) -> TrainSummary:
         overrides = {
+            **replay,
             "env.id": "LunarLanderContinuous-v3",
             "agent.hidden": [32, 32],
             "agent.batch_size": 16,

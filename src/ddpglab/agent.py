@@ -20,14 +20,19 @@ from ddpglab.seeding import derive_seed
 
 
 def td_target(
-    rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    next_q: torch.Tensor,
+    discounts: torch.Tensor | float,
 ) -> torch.Tensor:
-    """y = r + gamma (1 - terminated) Q'(s', mu'(s')).
+    """y = r + gamma^k (1 - terminated) Q'(s', mu'(s')).
 
-    Bootstraps through time-limit truncation (the state still has a future) and not
-    through termination (it has none).
+    With one-step transitions k = 1: y = r + gamma (1 - terminated) Q'(s', mu'(s')). With
+    n-step returns, r is the discounted sum of k <= n rewards and s' the state k steps on
+    (``Batch.discounts`` holds gamma^k). Bootstraps through time-limit truncation (the
+    state still has a future) and not through termination (it has none).
     """
-    return rewards + gamma * (1.0 - terminated) * next_q
+    return rewards + discounts * (1.0 - terminated) * next_q
 
 
 def critic_loss(q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -101,7 +106,7 @@ class DDPGAgent:
         cfg = self.config
         with torch.no_grad():
             next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
-            y = td_target(batch.rewards, batch.terminated, next_q.squeeze(-1), cfg.gamma)
+            y = td_target(batch.rewards, batch.terminated, next_q.squeeze(-1), batch.discounts)
 
         q = self.critic(batch.obs, batch.actions).squeeze(-1)
         loss_q = critic_loss(q, y, batch.weights)

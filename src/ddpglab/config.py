@@ -10,10 +10,13 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from ddpglab.replay.window import WindowSchedule
 
 
 class ConfigError(ValueError):
@@ -97,6 +100,34 @@ class SoftmaxConfig(_Section):
     beta: float = Field(1.0, gt=0, description="temperature: larger is closer to uniform")
 
 
+class WindowConfig(_Section):
+    """Shrinking window: sample only the most recent window(f) transitions, f the share of
+    the training budget spent (the 2023 study's "sample from more recent episodes")."""
+
+    schedule: Literal["constant", "linear", "exponential"] = Field(
+        "constant", description="constant: start; linear or exponential: from start to end"
+    )
+    start: int = Field(gt=0, description="window at the start of training, in transitions")
+    end: int | None = Field(
+        None, gt=0, description="window at the end of training (linear and exponential)"
+    )
+
+    @model_validator(mode="after")
+    def _end_matches_schedule(self) -> WindowConfig:
+        if self.schedule != "constant" and self.end is None:
+            raise ValueError(f"a {self.schedule} schedule needs an end")
+        if self.schedule == "constant" and self.end not in (None, self.start):
+            raise ValueError("a constant schedule has no end different from start")
+        return self
+
+    def to_schedule(self) -> WindowSchedule:
+        # imported here: the replay package pulls in torch, which the CLI loads only to train
+        from ddpglab.replay.window import WindowSchedule
+
+        end = self.start if self.end is None else self.end
+        return WindowSchedule(self.schedule, self.start, end)
+
+
 class ReplayConfig(_Section):
     """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it."""
 
@@ -106,14 +137,34 @@ class ReplayConfig(_Section):
     capacity: int = Field(
         1_000_000, gt=0, description="transitions kept per member (per FIFO for stratified)"
     )
+    n_step: int = Field(1, ge=1, description="rewards summed per transition (n-step returns)")
+    window: WindowConfig | None = Field(
+        None, description="shrinking window of recent transitions to sample; None: all"
+    )
     prioritized: PrioritizedConfig = PrioritizedConfig()
     stratified: StratifiedConfig = StratifiedConfig()
     softmax: SoftmaxConfig = SoftmaxConfig()
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> ReplayConfig:
+        if self.window is not None:
+            for name in ("start", "end"):
+                size = getattr(self.window, name)
+                if size is not None and size > self.capacity:
+                    raise ValueError(
+                        f"window.{name} ({size}) is larger than capacity ({self.capacity})"
+                    )
+        return self
 
     def strategy_params(self) -> dict[str, Any]:
         """Keyword arguments of the selected strategy (its section, if it has one)."""
         section = getattr(self, self.kind, None)
         return section.model_dump() if isinstance(section, BaseModel) else {}
+
+    def buffer_options(self, gamma: float) -> dict[str, Any]:
+        """The options every strategy takes: discount, n-step and window schedule."""
+        window = None if self.window is None else self.window.to_schedule()
+        return {"gamma": gamma, "n_step": self.n_step, "window": window}
 
 
 class TrainConfig(_Section):
@@ -212,20 +263,32 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                 known = ", ".join(model.model_fields)
                 raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
             last = depth == len(parts) - 1
-            annotation = field.annotation
-            is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            section, optional = _section_type(field.annotation)
             if last:
-                if is_section:
+                if section is not None and not (optional and value is None):
                     raise ConfigError(f"'{dotted}' is a section; set one of its keys")
                 node[part] = value
             else:
-                if not is_section:
+                if section is None:
                     raise ConfigError(f"unknown config key '{dotted}' ('{part}' has no sub-keys)")
-                node = node.setdefault(part, {})
+                if node.get(part) is None:  # an optional section switched on by a key
+                    node[part] = {}
+                node = node[part]
                 if not isinstance(node, dict):
                     raise ConfigError(f"config section '{part}' must be a mapping of keys")
-                model = annotation
+                model = section
     return out
+
+
+def _section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config section a field holds, if any, and whether it may be None (off)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = get_args(annotation)
+    sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(sections) == 1 and type(None) in args:
+        return sections[0], True
+    return None, False
 
 
 def _one_budget_wins(data: dict[str, Any], train_layer: dict[str, Any]) -> None:

@@ -103,6 +103,7 @@ class Trainer:
             act_dim,
             members=len(self.seeds),
             seed=self.seeds,
+            **config.replay.buffer_options(config.agent.gamma),
             **config.replay.strategy_params(),
         )
         self.noise = make_noise(config.noise, act_dim, self.seeds)
@@ -259,8 +260,10 @@ class Trainer:
                     self._end_episodes(ended)
                 if budget_steps is not None and step >= budget_steps:
                     self._finish(list(np.flatnonzero(self.active)))
+                # Every step, so a member's schedules depend on its own progress only (not on
+                # when the other members happen to end episodes).
+                self.buffer.set_progress(self._progress())
                 if ended.size or step % 1000 == 0:
-                    self.buffer.set_progress(self._progress())
                     bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
 
         wall = time.perf_counter() - self._start

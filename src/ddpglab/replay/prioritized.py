@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,9 +16,11 @@ def priority(td_error: np.ndarray, alpha: float, eps: float) -> np.ndarray:
     return (np.abs(td_error) + eps) ** alpha
 
 
-def importance_weights(probs: np.ndarray, size: int, beta: float | np.ndarray) -> np.ndarray:
+def importance_weights(
+    probs: np.ndarray, size: int | np.ndarray, beta: float | np.ndarray
+) -> np.ndarray:
     """w_i = (N P(i))^-beta / max_j w_j over each member's batch, correcting the bias of
-    sampling with P(i) = p_i / sum_j p_j instead of 1/N."""
+    sampling with P(i) = p_i / sum_j p_j instead of 1/N (N: the transitions sampled from)."""
     w = (size * probs) ** -beta
     return w / w.max(axis=-1, keepdims=True)
 
@@ -28,7 +31,8 @@ class PrioritizedReplay(ReplayBuffer):
     New transitions enter at the largest priority seen so far, so each is replayed at least
     once soon; after every update the trainer calls :meth:`update_priorities` with the TD
     errors of the batch. Importance weights use beta annealed linearly from ``beta0`` to 1
-    by :meth:`set_progress`.
+    by :meth:`set_progress`. With a window, P(i) = p_i / sum_{j in W} p_j over the
+    member's window W, drawn by prefix-sum search on the range of W in the tree.
 
     Args:
         alpha: how strongly priorities shape sampling (0: uniform).
@@ -48,8 +52,9 @@ class PrioritizedReplay(ReplayBuffer):
         alpha: float = 0.6,
         beta0: float = 0.4,
         eps: float = 1e-6,
+        **options: Any,
     ):
-        super().__init__(capacity, obs_dim, act_dim, members, seed)
+        super().__init__(capacity, obs_dim, act_dim, members, seed, **options)
         self.alpha, self.beta0, self.eps = alpha, beta0, eps
         self.beta = np.full((members, 1), beta0)
         self.trees = SumTrees(members, capacity)
@@ -62,17 +67,52 @@ class PrioritizedReplay(ReplayBuffer):
 
     def set_progress(self, fraction: np.ndarray) -> None:
         """beta_k = beta0 + (1 - beta0) * fraction_k, member k's fraction of training done."""
+        super().set_progress(fraction)
         self.beta[:, 0] = self.beta0 + (1.0 - self.beta0) * np.clip(fraction, 0.0, 1.0)
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Stratified draw: one uniform point in each of B equal slices of [0, sum p)."""
-        total = self.trees.total()
         offsets = np.stack([rng.random(batch_size) for rng in self.rngs])
-        points = (np.arange(batch_size) + offsets) / batch_size * total[:, None]
-        idx = np.minimum(self.trees.find(points), self.size - 1)
-        probs = self.trees.leaves(idx) / total[:, None]
-        weights = importance_weights(probs, self.size, self.beta).astype(np.float32)
-        return idx, weights
+        fractions = (np.arange(batch_size) + offsets) / batch_size
+        window = self.window_sizes()
+        if (window == self.size).all():
+            total = self.trees.total()[:, None]
+            idx = np.minimum(self.trees.find(fractions * total), self.size - 1)
+            probs = self.trees.leaves(idx) / total
+            return idx, importance_weights(probs, self.size, self.beta).astype(np.float32)
+        idx, mass = self._find_in_windows(fractions, window[:, None])
+        probs = self.trees.leaves(idx) / mass
+        return idx, importance_weights(probs, window[:, None], self.beta).astype(np.float32)
+
+    def _find_in_windows(
+        self, fractions: np.ndarray, window: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Slots at ``fractions`` (K, B) of the priority mass of each member's window, the
+        circular slot range [a, a + w) with a = pos - w, and that mass (K, 1).
+
+        With F(x) = sum(leaves < x), the window's mass is F(pos) - F(a), plus the total when
+        the range wraps past the end of the ring; a point F(a) + u * mass is searched in the
+        tree, minus the total if it passed the end.
+        """
+        capacity = self.capacity
+        first = (self.pos - window) % capacity
+        total = self.trees.total()[:, None]
+        before_first = self.trees.prefix_sum(first)
+        before_end = self.trees.prefix_sum(np.full_like(first, self.pos))
+        wraps = first >= self.pos
+        mass = np.where(wraps, total - before_first + before_end, before_end - before_first)
+        points = before_first + fractions * mass
+        points = np.where(points >= total, points - total, points)
+        idx = self.trees.find(points)
+        # Float rounding of the prefix sums can land a point one slot outside the window;
+        # such a draw goes to the nearer edge of the window.
+        offset = (idx - first) % capacity
+        outside = offset >= window
+        if outside.any():
+            nearer_first = capacity - offset < offset - window + 1
+            edge = np.where(nearer_first, first, (first + window - 1) % capacity)
+            idx = np.where(outside, edge, idx)
+        return idx, mass
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Set p_i = (|delta_i| + eps)^alpha for the sampled ring positions (K, B)."""

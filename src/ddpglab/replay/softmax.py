@@ -43,21 +43,19 @@ import numpy as np
 from ddpglab.replay.reward_bins import BIN_WIDTH_IN_BETA, RewardBins
 from ddpglab.replay.storage import ReplayBuffer
 
-#: Bin width as a fraction of beta; it bounds the rejection rate: acceptance >= exp(-0.5).
-
 
 class SoftmaxReplay(ReplayBuffer):
     """Sample P(i) = exp(|r_i - mu_R| / beta) / sum_j exp(|r_j - mu_R| / beta), exactly.
 
-    mu_R is the mean stored reward over the sampled transitions: all of them, or the most
-    recent ``window`` (:meth:`set_window`). Draws are with replacement and independent per
-    member (member k uses only its own generator and its own rewards). No importance
-    weights (``weights`` are ones), as in the 2023 study. See the module docstring for the
-    binned rejection sampler that makes each add O(1) and each sample independent of N.
+    mu_R is the mean stored reward over the sampled transitions: all of them, or the
+    member's most recent ``window`` (see :class:`~ddpglab.replay.storage.ReplayBuffer`).
+    Draws are with replacement and independent per member (member k uses only its own
+    generator and its own rewards). No importance weights (``weights`` are ones), as in
+    the 2023 study. See the module docstring for the binned rejection sampler that makes
+    each add O(1) and each sample independent of N.
 
     Args:
         beta: temperature > 0; small beta concentrates sampling on rewards far from mu_R.
-        window: sample only the most recent ``window`` transitions (None: all stored).
     """
 
     def __init__(
@@ -68,40 +66,35 @@ class SoftmaxReplay(ReplayBuffer):
         members: int = 1,
         seed: int | Sequence[int] = 0,
         beta: float = 1.0,
-        window: int | None = None,
+        **options: Any,
     ):
         if not (math.isfinite(beta) and beta > 0):
             raise ValueError(f"softmax replay needs a finite beta > 0, got {beta}")
-        super().__init__(capacity, obs_dim, act_dim, members, seed)
+        super().__init__(capacity, obs_dim, act_dim, members, seed, **options)
         self.beta = float(beta)
         self.bin_width = BIN_WIDTH_IN_BETA * self.beta
         self.index = [RewardBins(capacity, self.bin_width, self.rewards[k]) for k in range(members)]
-        self.active = 0  # the most recent `active` transitions are indexed and sampled
-        self.window: int | None = None
+        # Per member, the most recent `active[k]` transitions are indexed and sampled.
+        self.active = np.zeros(members, dtype=np.int64)
         self.adds_since_exact_sum = 0
-        if window is not None:
-            self.set_window(window)
 
-    @property
-    def active_limit(self) -> int:
-        """How many of the most recent transitions may be sampled."""
-        return self.capacity if self.window is None else min(self.window, self.capacity)
-
-    def active_slots(self) -> np.ndarray:
-        """Ring positions of the sampled transitions, oldest first."""
-        return (self.pos - self.active + np.arange(self.active)) % self.capacity
+    def active_slots(self, k: int) -> np.ndarray:
+        """Ring positions of member k's sampled transitions, oldest first."""
+        return (self.pos - self.active[k] + np.arange(self.active[k])) % self.capacity
 
     def mean_reward(self) -> np.ndarray:
         """mu_R per member (K,): the mean stored reward over the active transitions."""
-        return np.array([ix.reward_sum for ix in self.index]) / max(self.active, 1)
+        sums = np.array([ix.reward_sum for ix in self.index])
+        return sums / np.maximum(self.active, 1)
 
     def add(self, obs, act, rew, next_obs, terminated, truncated) -> None:
         stored = np.broadcast_to(np.asarray(rew, dtype=np.float32), (self.members,))
         if not np.all(np.isfinite(stored)):
             raise ValueError(f"softmax replay needs finite rewards, got {stored}")
         slot = self.pos
-        if self.active >= self.active_limit:  # full buffer: the oldest is `slot` itself
-            self._evict_oldest(1)
+        # A member whose window is full drops its oldest (at a full ring: `slot` itself).
+        for k in np.flatnonzero(self.active >= self.window).tolist():
+            self._evict_oldest(k, 1)
         super().add(obs, act, rew, next_obs, terminated, truncated)
         for ix, reward in zip(self.index, self.rewards[:, slot].tolist(), strict=True):
             ix.insert(slot, reward)
@@ -110,67 +103,63 @@ class SoftmaxReplay(ReplayBuffer):
         if self.adds_since_exact_sum >= self.capacity:
             self._resum_rewards()
 
-    def _evict_oldest(self, n: int) -> None:
+    def _evict_oldest(self, k: int, n: int) -> None:
+        ix, rewards = self.index[k], self.rewards[k]
         for _ in range(n):
-            oldest = (self.pos - self.active) % self.capacity
-            for ix, reward in zip(self.index, self.rewards[:, oldest].tolist(), strict=True):
-                ix.remove(oldest, reward)
-            self.active -= 1
+            oldest = (self.pos - self.active[k]) % self.capacity
+            ix.remove(oldest, float(rewards[oldest]))
+            self.active[k] -= 1
 
     def _resum_rewards(self) -> None:
         """Recompute each member's reward sum from scratch, bounding float drift."""
-        slots = self.active_slots()
         for k, ix in enumerate(self.index):
-            ix.reward_sum = float(self.rewards[k, slots].astype(np.float64).sum())
+            rewards = self.rewards[k, self.active_slots(k)]
+            ix.reward_sum = float(rewards.astype(np.float64).sum())
         self.adds_since_exact_sum = 0
 
     def reindex(self) -> None:
         """Rebuild every member's index from the stored rewards (after writing the ring
         arrays, ``pos`` and ``size`` directly, e.g. to pre-fill a buffer quickly)."""
-        self.active = min(self.size, self.active_limit)
-        slots = self.active_slots()
-        for ix in self.index:
-            ix.rebuild(slots)
+        self.active = self.window_sizes()
+        for k, ix in enumerate(self.index):
+            ix.rebuild(self.active_slots(k))
         self.adds_since_exact_sum = 0
 
-    def set_window(self, window: int | None) -> None:
-        """Sample only among the most recent ``window`` transitions (None: all stored).
+    def set_window(self, window: np.ndarray | int | None) -> None:
+        """Sample only each member's most recent ``window`` transitions; mu_R follows.
 
-        mu_R becomes the mean over the window too. Shrinking drops the oldest transitions
-        from the index and growing re-admits stored ones, one at a time for small changes
-        and by a rebuild for large ones, so a schedule that moves the window each step
-        costs O(1) per step.
+        Shrinking drops the oldest transitions from the index and growing re-admits stored
+        ones, one at a time for small changes and by a rebuild for large ones, so a
+        schedule that moves the window each step costs O(1) per step.
         """
-        if window is not None and window < 1:
-            raise ValueError(f"the replay window must hold at least one transition, got {window}")
-        self.window = None if window is None else int(window)
-        target = min(self.size, self.active_limit)
-        change = abs(target - self.active)
-        if change > 64 and change > self.active // 8:
-            self.reindex()
-        elif target < self.active:
-            self._evict_oldest(self.active - target)
-        else:
-            while self.active < target:
-                older = (self.pos - self.active - 1) % self.capacity
-                for ix, reward in zip(self.index, self.rewards[:, older].tolist(), strict=True):
-                    ix.insert(older, reward)
-                self.active += 1
+        super().set_window(window)
+        for k, target in enumerate(self.window_sizes().tolist()):
+            change = abs(target - int(self.active[k]))
+            if change > 64 and change > self.active[k] // 8:
+                self.active[k] = target
+                self.index[k].rebuild(self.active_slots(k))
+            elif target < self.active[k]:
+                self._evict_oldest(k, int(self.active[k]) - target)
+            else:
+                while self.active[k] < target:
+                    older = (self.pos - self.active[k] - 1) % self.capacity
+                    self.index[k].insert(older, float(self.rewards[k, older]))
+                    self.active[k] += 1
 
     def probabilities(self) -> np.ndarray:
         """P(i) for every ring slot (K, capacity), zero outside the window: the O(N)
         reference formula, computed with log-sum-exp (for tests and inspection)."""
         probs = np.zeros((self.members, self.capacity))
-        slots = self.active_slots()
-        rewards = self.rewards[:, slots].astype(np.float64)
-        logits = np.abs(rewards - rewards.mean(axis=1, keepdims=True)) / self.beta
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        probs[:, slots] = weights / weights.sum(axis=1, keepdims=True)
+        for k in range(self.members):
+            slots = self.active_slots(k)
+            rewards = self.rewards[k, slots].astype(np.float64)
+            logits = np.abs(rewards - rewards.mean()) / self.beta
+            weights = np.exp(logits - logits.max())
+            probs[k, slots] = weights / weights.sum()
         return probs
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
-        if self.active == 0:
+        if not self.active.all():
             raise ValueError("cannot sample from an empty replay buffer")
         mu = self.mean_reward().tolist()
         idx = np.stack(
@@ -183,15 +172,14 @@ class SoftmaxReplay(ReplayBuffer):
 
     def check_invariants(self) -> None:
         """Assert each member's index matches a recomputation from the stored rewards."""
-        assert 0 <= self.active <= min(self.size, self.active_limit)
-        for ix in self.index:
-            ix.check(self.active_slots())
+        assert (self.active == self.window_sizes()).all()
+        for k, ix in enumerate(self.index):
+            ix.check(self.active_slots(k))
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(
             softmax_active=self.active,
-            softmax_window=self.window,
             softmax_adds_since_exact_sum=self.adds_since_exact_sum,
             softmax_index=[ix.state_dict() for ix in self.index],
         )
@@ -199,9 +187,7 @@ class SoftmaxReplay(ReplayBuffer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.active = int(state["softmax_active"])
-        window = state["softmax_window"]
-        self.window = None if window is None else int(window)
+        self.active[...] = state["softmax_active"]
         self.adds_since_exact_sum = int(state["softmax_adds_since_exact_sum"])
         for ix, ix_state in zip(self.index, state["softmax_index"], strict=True):
             ix.load_state_dict(ix_state)

@@ -3,16 +3,25 @@
 Members add in lockstep (one transition each per env step), so the write position and
 fill level are shared; only the contents differ. Every sampling strategy subclasses
 :class:`ReplayBuffer` and implements :meth:`ReplayBuffer.sample_indices`.
+
+Two options apply to every strategy. The shrinking window (:mod:`ddpglab.replay.window`)
+limits sampling to each member's most recent ``window`` transitions. n-step returns are
+assembled when a minibatch is drawn, not when transitions are stored: the ring keeps
+one-step transitions and an episode-end flag, and :func:`n_step_returns` walks forward
+from each sampled slot. Storing them one step at a time keeps every member adding exactly
+one transition per env step (the lockstep the shared write position relies on), whatever
+its episode boundaries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from ddpglab.replay.window import WindowSchedule
 from ddpglab.seeding import member_rngs
 
 
@@ -23,9 +32,51 @@ class Batch(NamedTuple):
     actions: torch.Tensor  # (K, B, act_dim), in [-1, 1]
     rewards: torch.Tensor  # (K, B)
     next_obs: torch.Tensor  # (K, B, obs_dim)
-    terminated: torch.Tensor  # (K, B), 1.0 where the episode ended in a terminal state
+    terminated: torch.Tensor  # (K, B), 1.0 where next_obs is a terminal state
     indices: np.ndarray  # (K, B) int64 ring positions
     weights: torch.Tensor  # (K, B) importance weights; ones for unbiased strategies
+    discounts: torch.Tensor  # (K, B) gamma^k: k rewards are summed in ``rewards``
+
+
+def n_step_returns(
+    rewards: np.ndarray,
+    episode_end: np.ndarray,
+    successor: Callable[[np.ndarray], np.ndarray],
+    start: np.ndarray,
+    gamma: float,
+    n_step: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R = sum_{i<k} gamma^i r_{t+i}, walking k <= n steps forward from slots ``start``.
+
+    The walk stops early at the end of the episode (terminated or truncated) and at the
+    newest stored transition (``successor`` gives -1). The target is then
+    y = R + gamma^k (1 - terminated_last) Q'(s_{t+k}, mu'(s_{t+k})): it bootstraps from
+    the next state of the last slot walked to, unless that state is terminal.
+
+    Args:
+        rewards: (K, S) stored one-step rewards.
+        episode_end: (K, S) bool, True where a transition ended its episode.
+        successor: maps slots (K, B) to the slots of the next transitions, or -1.
+        start: (K, B) sampled slots.
+
+    Returns:
+        R (float64), the last slots walked to, and k, each (K, B).
+    """
+    members = np.arange(start.shape[0])[:, None]
+    last = start
+    total = rewards[members, last].astype(np.float64)
+    steps = np.ones(start.shape, dtype=np.int64)
+    alive = ~episode_end[members, last]
+    for i in range(1, n_step):
+        following = successor(last)
+        alive &= following >= 0
+        if not alive.any():
+            break
+        last = np.where(alive, following, last)
+        total += np.where(alive, gamma**i * rewards[members, last], 0.0)
+        steps += alive
+        alive &= ~episode_end[members, last]
+    return total, last, steps
 
 
 def _member_seeds(seed: int | Sequence[int], members: int) -> list[int]:
@@ -47,6 +98,11 @@ class ReplayBuffer:
         members: K, the number of independent members.
         seed: one seed per member, or one int from which member k gets ``seed + k``.
             Member k's sampling depends on its own seed only.
+        gamma: discount of the n-step sums and of the ``discounts`` in each batch.
+        n_step: rewards summed per sampled transition (1: plain one-step transitions).
+        window: sample only each member's most recent transitions: a fixed count, or a
+            :class:`~ddpglab.replay.window.WindowSchedule` over training progress
+            (:meth:`set_progress`); None samples everything stored.
     """
 
     def __init__(
@@ -56,8 +112,15 @@ class ReplayBuffer:
         act_dim: int,
         members: int = 1,
         seed: int | Sequence[int] = 0,
+        *,
+        gamma: float = 0.99,
+        n_step: int = 1,
+        window: WindowSchedule | int | None = None,
     ):
+        if n_step < 1:
+            raise ValueError(f"n_step must be at least 1, got {n_step}")
         self.capacity, self.members = capacity, members
+        self.gamma, self.n_step = float(gamma), int(n_step)
         # The ring that `add` writes is slots [0, capacity); strategies that keep strata of
         # their own (stratified) get further slots after it, so one gather serves all.
         shape = (members, capacity * self.slots_per_capacity)
@@ -66,6 +129,7 @@ class ReplayBuffer:
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.next_obs = np.zeros((*shape, obs_dim), dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=np.float32)
+        self.episode_end = np.zeros(shape, dtype=bool)  # terminated or truncated
         self.pos = 0
         self.size = 0
         self.rngs = member_rngs(_member_seeds(seed, members), "replay")
@@ -76,17 +140,36 @@ class ReplayBuffer:
         self.last_episode_return = np.zeros(members, dtype=np.float64)
         self.last_episode_length = np.zeros(members, dtype=np.int64)
         self.episodes_finished = np.zeros(members, dtype=np.int64)
+        if isinstance(window, int):
+            window = WindowSchedule.constant(window)
+        self.window_schedule: WindowSchedule | None = window
+        # Per member, how many of the most recent transitions may be sampled.
+        self.window = np.full(members, capacity, dtype=np.int64)
+        if window is not None:
+            self.window[:] = np.minimum(window(np.zeros(members)), capacity)
         self._member_axis = np.arange(members)[:, None]
-        self._unit_weights: torch.Tensor | None = None
+        self._constant_weights: dict[tuple[tuple[int, ...], float], torch.Tensor] = {}
 
     #: Slots of storage per unit of ``capacity`` (the ring, plus strata of a strategy's own).
     slots_per_capacity = 1
 
     @classmethod
     def storage_bytes(cls, capacity: int, obs_dim: int, act_dim: int, members: int) -> int:
-        """Bytes of the storage arrays: obs, next_obs, actions, reward and terminated, float32."""
+        """Bytes of the storage arrays: obs, next_obs, actions, reward, terminated (float32)
+        and the episode-end flag (one byte)."""
         slots = members * capacity * cls.slots_per_capacity
-        return 4 * slots * (2 * obs_dim + act_dim + 2)
+        return slots * (4 * (2 * obs_dim + act_dim + 2) + 1)
+
+    def storage_arrays(self) -> tuple[np.ndarray, ...]:
+        """Every per-slot array, each (K, slots, ...)."""
+        return (
+            self.obs,
+            self.actions,
+            self.rewards,
+            self.next_obs,
+            self.terminated,
+            self.episode_end,
+        )
 
     def __len__(self) -> int:
         return self.size
@@ -102,16 +185,18 @@ class ReplayBuffer:
     ) -> None:
         """Store one transition per member (arrays with leading size K) and track episodes."""
         i = self.pos
+        ended_mask = np.logical_or(terminated, truncated)
         self.obs[:, i] = obs
         self.actions[:, i] = act
         self.rewards[:, i] = rew
         self.next_obs[:, i] = next_obs
         self.terminated[:, i] = terminated
+        self.episode_end[:, i] = ended_mask
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         self.episode_return += rew
         self.episode_length += 1
-        ended = np.flatnonzero(np.logical_or(terminated, truncated))
+        ended = np.flatnonzero(ended_mask)
         if ended.size:
             self.last_episode_return[ended] = self.episode_return[ended]
             self.last_episode_length[ended] = self.episode_length[ended]
@@ -130,7 +215,20 @@ class ReplayBuffer:
         """Hook for strategies that act on whole episodes; called after the last transition."""
 
     def set_progress(self, fraction: np.ndarray) -> None:
-        """Hook for strategies with schedules: the fraction of its budget each member spent."""
+        """Each member's share of its training budget spent (K,): moves the window schedule.
+
+        Strategies with schedules of their own extend it."""
+        if self.window_schedule is not None:
+            self.set_window(self.window_schedule(fraction))
+
+    def set_window(self, window: np.ndarray | int | None) -> None:
+        """Sample only each member's most recent ``window`` transitions: one count per
+        member (K,), one for all, or None for everything stored."""
+        self.window[:] = self.capacity if window is None else np.clip(window, 1, self.capacity)
+
+    def window_sizes(self) -> np.ndarray:
+        """Transitions each member may sample from its ring now: min(window, size), (K,)."""
+        return np.minimum(self.window, self.size)
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Hook for strategies that sample by TD error (``needs_priorities``)."""
@@ -139,54 +237,79 @@ class ReplayBuffer:
         """Ring positions (K, B) to train on, and importance weights (None: all ones)."""
         raise NotImplementedError
 
+    def region_heads(self) -> np.ndarray:
+        """(K, regions): per member and storage region of ``capacity`` slots, the slot the
+        next write goes to (regions beyond the ring belong to a strategy's own strata)."""
+        return np.full((self.members, 1), self.pos)
+
+    def successor(self, slots: np.ndarray) -> np.ndarray:
+        """The slot of each slot's next transition in its region (K, B), -1 for the newest."""
+        capacity = self.capacity
+        region_start = slots - slots % capacity
+        following = region_start + (slots % capacity + 1) % capacity
+        head = self.region_heads()[self._member_axis, region_start // capacity]
+        return np.where(following - region_start == head, -1, following)
+
+    def _constant(self, shape: tuple[int, ...], value: float) -> torch.Tensor:
+        """A cached read-only tensor of ``value``: the weights and discounts of plain batches."""
+        key = (shape, value)
+        if key not in self._constant_weights:
+            self._constant_weights[key] = torch.full(shape, value)
+        return self._constant_weights[key]
+
     def sample(self, batch_size: int) -> Batch:
         """Draw a minibatch of ``batch_size`` transitions for every member."""
         idx, weights = self.sample_indices(batch_size)
         k = self._member_axis
-        if weights is not None:
-            w = torch.from_numpy(weights)
-        else:  # unbiased strategies share one read-only tensor of ones per batch shape
-            if self._unit_weights is None or self._unit_weights.shape != idx.shape:
-                self._unit_weights = torch.ones(idx.shape)
-            w = self._unit_weights
+        w = self._constant(idx.shape, 1.0) if weights is None else torch.from_numpy(weights)
+        if self.n_step == 1:
+            rewards, last = self.rewards[k, idx], idx
+            discounts = self._constant(idx.shape, self.gamma)
+        else:
+            total, last, steps = n_step_returns(
+                self.rewards, self.episode_end, self.successor, idx, self.gamma, self.n_step
+            )
+            rewards = total.astype(np.float32)
+            discounts = torch.from_numpy((self.gamma**steps).astype(np.float32))
         return Batch(
             obs=torch.from_numpy(self.obs[k, idx]),
             actions=torch.from_numpy(self.actions[k, idx]),
-            rewards=torch.from_numpy(self.rewards[k, idx]),
-            next_obs=torch.from_numpy(self.next_obs[k, idx]),
-            terminated=torch.from_numpy(self.terminated[k, idx]),
+            rewards=torch.from_numpy(rewards),
+            next_obs=torch.from_numpy(self.next_obs[k, last]),
+            terminated=torch.from_numpy(self.terminated[k, last]),
             indices=idx,
             weights=w,
+            discounts=discounts,
         )
+
+    _COUNTERS = (
+        "episode_return",
+        "episode_length",
+        "last_episode_return",
+        "last_episode_length",
+        "episodes_finished",
+        "window",
+    )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue sampling exactly where this buffer stands."""
-        return {
+        state: dict[str, Any] = {
             "obs": self.obs,
             "actions": self.actions,
             "rewards": self.rewards,
             "next_obs": self.next_obs,
             "terminated": self.terminated,
+            "episode_end": self.episode_end,
             "pos": self.pos,
             "size": self.size,
-            "episode_return": self.episode_return,
-            "episode_length": self.episode_length,
-            "last_episode_return": self.last_episode_return,
-            "last_episode_length": self.last_episode_length,
-            "episodes_finished": self.episodes_finished,
             "rng_states": [rng.bit_generator.state for rng in self.rngs],
         }
+        state.update({name: getattr(self, name) for name in self._COUNTERS})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            getattr(self, name)[...] = state[name]
-        for name in (
-            "episode_return",
-            "episode_length",
-            "last_episode_return",
-            "last_episode_length",
-            "episodes_finished",
-        ):
+        names = ("obs", "actions", "rewards", "next_obs", "terminated", "episode_end")
+        for name in (*names, *self._COUNTERS):
             getattr(self, name)[...] = state[name]
         self.pos, self.size = int(state["pos"]), int(state["size"])
         for rng, rng_state in zip(self.rngs, state["rng_states"], strict=True):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ddpglab.replay.storage import ReplayBuffer
+from ddpglab.replay.uniform import recent_slots
 
 
 def dynamic_threshold(recent_returns: Sequence[float], threshold_std: float) -> float:
@@ -52,6 +54,10 @@ class StratifiedReplay(ReplayBuffer):
     Storage slots: [0, C) is the ring the current episode is written to, [C, 2C) the good
     FIFO and [2C, 3C) the bad one, so sampled indices gather from one set of arrays.
 
+    With a window w, each FIFO is sampled only among its w most recent transitions (the
+    current episode is recent by definition), and the strata sizes in
+    :func:`stratum_sizes` are the sizes within the window.
+
     Args:
         threshold_std: lambda, in standard deviations (+0.5 or -0.5 in the study).
         good_ratio: share of the non-current draws taken from the good FIFO.
@@ -70,8 +76,9 @@ class StratifiedReplay(ReplayBuffer):
         threshold_std: float = 0.5,
         good_ratio: float = 0.5,
         window_episodes: int = 50,
+        **options: Any,
     ):
-        super().__init__(capacity, obs_dim, act_dim, members, seed)
+        super().__init__(capacity, obs_dim, act_dim, members, seed, **options)
         self.threshold_std, self.good_ratio = threshold_std, good_ratio
         self.recent_returns = [deque(maxlen=window_episodes) for _ in range(members)]
         self.fifo_pos = np.zeros((members, 2), dtype=np.int64)  # write position: good, bad
@@ -80,8 +87,15 @@ class StratifiedReplay(ReplayBuffer):
         self.last_episode_good = np.zeros(members, dtype=bool)
 
     def __len__(self) -> int:
-        """Transitions the poorest member holds over all three strata."""
-        return int((self.current_sizes() + self.fifo_size.sum(axis=1)).min())
+        """Transitions the poorest member may sample over all three strata."""
+        return int((self.current_sizes() + self.fifo_window_sizes().sum(axis=1)).min())
+
+    def fifo_window_sizes(self) -> np.ndarray:
+        """Transitions each member may sample from its good and bad FIFOs, (K, 2)."""
+        return np.minimum(self.fifo_size, self.window[:, None])
+
+    def region_heads(self) -> np.ndarray:
+        return np.column_stack([np.full(self.members, self.pos), self.fifo_pos])
 
     def current_sizes(self) -> np.ndarray:
         """Transitions of each member's current episode still in the ring, shape (K,)."""
@@ -103,7 +117,7 @@ class StratifiedReplay(ReplayBuffer):
         source = (self.pos - length + np.arange(length)) % self.capacity
         start = self.fifo_pos[k, fifo]
         target = (1 + fifo) * self.capacity + (start + np.arange(length)) % self.capacity
-        for array in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated):
+        for array in self.storage_arrays():
             array[k, target] = array[k, source]
         self.fifo_pos[k, fifo] = (start + length) % self.capacity
         self.fifo_size[k, fifo] = min(self.fifo_size[k, fifo] + length, self.capacity)
@@ -111,16 +125,27 @@ class StratifiedReplay(ReplayBuffer):
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
         idx = np.empty((self.members, batch_size), dtype=np.int64)
         current = self.current_sizes()
+        sizes = self.fifo_window_sizes()
         for k, rng in enumerate(self.rngs):
-            good, bad = self.fifo_size[k]
+            good, bad = sizes[k].tolist()
             n_cur, n_good, n_bad = stratum_sizes(
-                batch_size, int(current[k]), int(good), int(bad), self.good_ratio
+                batch_size, int(current[k]), good, bad, self.good_ratio
             )
             ring = self.pos - current[k] + rng.integers(0, max(current[k], 1), n_cur)
             idx[k, :n_cur] = ring % self.capacity
-            idx[k, n_cur : n_cur + n_good] = self.capacity + rng.integers(0, max(good, 1), n_good)
-            idx[k, n_cur + n_good :] = 2 * self.capacity + rng.integers(0, max(bad, 1), n_bad)
+            idx[k, n_cur : n_cur + n_good] = self._fifo_draws(k, 0, good, n_good, rng)
+            idx[k, n_cur + n_good :] = self._fifo_draws(k, 1, bad, n_bad, rng)
         return idx, None
+
+    def _fifo_draws(
+        self, k: int, fifo: int, window: int, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """n uniform draws among the ``window`` most recent slots of member k's FIFO."""
+        region = (1 + fifo) * self.capacity
+        offsets = rng.integers(0, max(window, 1), n)
+        if window == self.fifo_size[k, fifo]:  # the whole FIFO: slots [0, size) in any order
+            return region + offsets
+        return region + recent_slots(int(self.fifo_pos[k, fifo]), self.capacity, window, offsets)
 
     def state_dict(self):
         state = super().state_dict()

@@ -47,6 +47,18 @@ class SumTrees:
             node >>= 1
             self.tree[:, node] = self.tree[:, 2 * node] + self.tree[:, 2 * node + 1]
 
+    def prefix_sum(self, index: np.ndarray) -> np.ndarray:
+        """sum(leaves < index) per member, for ``index`` (K, 1) in [0, capacity]."""
+        flat, rows = self._flat, self._row_start
+        nodes = np.minimum(index, self.leaf_offset - 1) + self.leaf_offset
+        total = np.zeros(index.shape)
+        for _ in range(self.depth):
+            right_child = (nodes & 1).astype(bool)
+            # a right child's prefix includes its left sibling's whole subtree
+            total += np.where(right_child, flat[rows + nodes - 1], 0.0)
+            nodes >>= 1
+        return np.where(index >= self.leaf_offset, self.tree[:, 1:2], total)
+
     def find(self, prefix: np.ndarray) -> np.ndarray:
         """Ring positions i with sum(leaves < i) <= prefix < sum(leaves <= i), per row (K, B)."""
         flat, rows = self._flat, self._row_start
