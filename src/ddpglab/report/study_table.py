@@ -54,11 +54,10 @@ def _ci(triple: tuple[float, float, float], digits: int) -> str:
 def _crossing_text(r: Row) -> str:
     if r.threshold is None:
         return "-"
-    median = r.median_crossing
-    text = "not reached" if median is None or np.isinf(median) else f"{median:g}"
-    if r.not_reached:
-        text += f" (not reached by {r.not_reached}/{r.n_seeds})"
-    return text
+    never = f"not reached by {r.not_reached}/{r.n_seeds}"
+    if r.median_crossing is None or np.isinf(r.median_crossing):
+        return never
+    return f"{r.median_crossing:g}" + (f" ({never})" if r.not_reached else "")
 
 
 def table_markdown(

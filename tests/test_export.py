@@ -1,0 +1,119 @@
+"""``ddpglab export``: the 2023 csv layout and parquet read back equal the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_support import assert_refused, run_cli
+from report_support import SyntheticRun, learning_curve, make_store, two_variant_study
+
+from ddpglab.report.export import export
+
+
+def store_episodes(folder) -> pd.DataFrame:
+    import sqlite3
+
+    with sqlite3.connect(folder / "results.sqlite") as conn:
+        return pd.read_sql_query(
+            "SELECT r.env_id, r.variant, r.seed, r.status, e.* FROM episodes e"
+            " JOIN runs r USING (run_id) ORDER BY e.run_id, e.episode",
+            conn,
+        )
+
+
+def test_csv_round_trip_equals_the_store(tmp_path, capsys):
+    folder, _ = two_variant_study(tmp_path / "s", episodes=25)
+    rc, out, err = run_cli(["export", str(folder), "--format", "csv"], capsys)
+    assert rc == 0, err
+    root = folder / "export" / "runs"
+    assert str(root) in out
+    episodes = store_episodes(folder)
+    finished = episodes[episodes["status"] == "done"]
+    expected_dirs = {
+        f"Pendulum-v1/{variant}_{seed}"
+        for variant, seed in finished[["variant", "seed"]].drop_duplicates().itertuples(index=False)
+    }
+    written = {str(p.parent.relative_to(root)) for p in root.rglob("loss.csv")}
+    assert written == expected_dirs  # only 'done' runs
+    for (variant, seed), rows in finished.groupby(["variant", "seed"]):
+        path = root / "Pendulum-v1" / f"{variant}_{seed}" / "loss.csv"
+        back = np.loadtxt(path, delimiter=",", ndmin=2)  # how the 2023 scripts read it
+        assert back[:, 0].tolist() == rows["episode"].tolist()
+        assert back[:, 1].tolist() == rows["return"].tolist()  # exact: floats written by repr
+        if variant.startswith("stratified"):
+            assert back.shape[1] == 3
+            stored = rows["threshold"].to_numpy(dtype=float, na_value=np.nan)
+            assert np.array_equal(back[:, 2], stored, equal_nan=True)
+            assert path.read_text().splitlines()[0].endswith(", nan")  # no threshold yet
+        else:
+            assert back.shape[1] == 2
+
+
+def test_csv_export_options(tmp_path, capsys):
+    folder = make_store(
+        tmp_path / "s",
+        [
+            SyntheticRun("ns/Env-v0", "", 0, "uniform", "done", learning_curve(0, 3, 1.0), None),
+            SyntheticRun("ns/Env-v0", "", 1, "uniform", "failed", learning_curve(1, 2, 1.0), None),
+        ],
+    )
+    to = tmp_path / "elsewhere"
+    (to / "runs" / "old").mkdir(parents=True)
+    argv = ["export", str(folder), "--format", "csv", "--to", str(to), "--include-unfinished"]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    # a namespaced env id becomes one folder; a plain train run's variant is 'run'
+    assert sorted(p.name for p in (to / "runs" / "ns_Env-v0").iterdir()) == ["run_0", "run_1"]
+    assert not (to / "runs" / "old").exists()  # a fresh export replaces the earlier one
+    assert not (folder / "export").exists()
+
+
+def test_parquet_round_trip_equals_the_store(tmp_path, capsys):
+    folder, _ = two_variant_study(tmp_path / "s", episodes=8)
+    target = tmp_path / "out" / "episodes.parquet"
+    rc, _, err = run_cli(
+        ["export", str(folder), "--format", "parquet", "--to", str(target)], capsys
+    )
+    assert rc == 0, err
+    back = pd.read_parquet(target)
+    stored = store_episodes(folder)
+    stored = stored[stored["status"] == "done"].reset_index(drop=True)
+    assert list(back.columns[:4]) == ["env_id", "variant", "seed", "status"]
+    pd.testing.assert_frame_equal(back, stored, check_dtype=False)
+    assert not list(target.parent.glob(".*"))  # no temporary file left
+    default = export(folder, "parquet", include_unfinished=True)
+    assert default == folder / "export" / "episodes.parquet"
+    assert len(pd.read_parquet(default)) == len(store_episodes(folder))
+
+
+def test_refusals(tmp_path, capsys):
+    rc, _, err = run_cli(["export", str(tmp_path), "--format", "csv"], capsys)
+    assert_refused(rc, err, tmp_path / "export", "no results.sqlite")
+    assert not (tmp_path / "results.sqlite").exists()
+    rc, _, err = run_cli(["export", str(tmp_path), "--format", "xlsx"], capsys)
+    assert_refused(rc, err, tmp_path / "export", "--format")
+    folder, _ = two_variant_study(tmp_path / "s", episodes=3)
+    (tmp_path / "dir.parquet").mkdir()
+    argv = ["export", str(folder), "--format", "parquet", "--to", str(tmp_path / "dir.parquet")]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and "is a folder" in err
+    assert not list((tmp_path / "dir.parquet").iterdir())
+
+
+def test_parquet_needs_pyarrow(tmp_path, capsys, monkeypatch):
+    folder, _ = two_variant_study(tmp_path / "s", episodes=3)
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    rc, _, err = run_cli(["export", str(folder), "--format", "parquet"], capsys)
+    assert_refused(rc, err, folder / "export", "ddpglab[parquet]")
+
+
+@pytest.mark.parametrize("status", ["failed", "running"])
+def test_refuses_a_store_without_finished_runs(tmp_path, capsys, status):
+    folder = make_store(
+        tmp_path / "s",
+        [SyntheticRun("Pendulum-v1", "a", 0, "uniform", status, learning_curve(0, 3, 1.0), None)],
+    )
+    for fmt in ("csv", "parquet"):
+        rc, _, err = run_cli(["export", str(folder), "--format", fmt], capsys)
+        assert_refused(rc, err, folder / "export", "no run to export")
