@@ -190,3 +190,13 @@ def test_refuses_an_unknown_baseline_and_bad_options(study, tmp_path, capsys):
         assert_refused(rc, err, folder / "report", option[0])
     with pytest.raises(ConfigError):
         write_report(folder, baseline="nope")
+
+
+def test_cli_help_states_the_defaults_write_report_uses(capsys):
+    from ddpglab.report import study_report
+
+    rc, out, _ = run_cli(["report", "--help"], capsys)
+    assert rc == 0
+    text = " ".join(out.split())
+    for value in (study_report.LAST, study_report.WINDOW, study_report.N_BOOT):
+        assert f"({value})" in text

@@ -34,8 +34,8 @@ def _non_negative_int(text: str) -> int:
 
 def add_parsers(commands) -> None:
     """Add the report, export and animate subcommands to ``ddpglab``'s subparsers."""
-    from ddpglab.report import study_report
-
+    # Defaults stay None here and are filled in by write_report, whose module (numpy and
+    # all) is imported only when the command runs.
     report = commands.add_parser(
         "report",
         help="figures and a statistics table of a run or study folder (writes DIR/report/)",
@@ -54,21 +54,18 @@ def add_parsers(commands) -> None:
     report.add_argument(
         "--last",
         type=positive_int,
-        default=study_report.LAST,
-        help=f"a seed's score: mean return of its last N episodes ({study_report.LAST})",
+        help="a seed's score: mean return of its last N episodes (50)",
     )
     report.add_argument(
         "--window",
         type=positive_int,
-        default=study_report.WINDOW,
-        help=f"episodes in the rolling mean ({study_report.WINDOW})",
+        help="episodes in the rolling mean (10)",
     )
     report.add_argument(
         "--bootstrap",
         type=positive_int,
-        default=study_report.N_BOOT,
         metavar="N",
-        help=f"bootstrap replicates ({study_report.N_BOOT})",
+        help="bootstrap replicates (10000)",
     )
     report.add_argument(
         "--include-unfinished",
@@ -123,14 +120,13 @@ def add_parsers(commands) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from ddpglab.report.study_report import write_report
 
+    given = {"last": args.last, "window": args.window, "n_boot": args.bootstrap}
     folder = write_report(
         args.dir,
         args.baseline,
         args.threshold,
-        last=args.last,
-        window=args.window,
-        n_boot=args.bootstrap,
         include_unfinished=args.include_unfinished,
+        **{name: value for name, value in given.items() if value is not None},
     )
     print((folder / "table.md").read_text(), end="")
     names = ", ".join(sorted(p.name for p in folder.iterdir()))

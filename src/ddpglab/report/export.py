@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from ddpglab.config import ConfigError
-from ddpglab.report.study_report import RunData, load_study, open_store, variant_label
+from ddpglab.report.study_report import (
+    RunData,
+    load_study,
+    open_store,
+    swap_in,
+    temporary_folder_for,
+    variant_label,
+)
 
 FORMATS = ("csv", "parquet")
 
@@ -69,19 +76,14 @@ def export_csv(study_dir: Path, to: Path, include_unfinished: bool = False) -> P
     if to.exists() and not to.is_dir():
         raise ConfigError(f"--to {to} exists and is not a folder")
     to.mkdir(parents=True, exist_ok=True)
-    tmp, old = to / ".runs.tmp", to / ".runs.old"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temporary_folder_for(target)
     try:
-        for run_id, folder in run_folders(study.runs).items():
-            run = next(r for r in study.runs if r.run_id == run_id)
-            path = tmp / folder.relative_to("runs") / "loss.csv"
+        folders = run_folders(study.runs)
+        for run in study.runs:
+            path = tmp / folders[run.run_id].relative_to("runs") / "loss.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(loss_csv(run))
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -115,7 +117,7 @@ def export_parquet(study_dir: Path, to: Path, include_unfinished: bool = False) 
     if to.is_dir():
         raise ConfigError(f"--to {to} is a folder; parquet export writes one file")
     to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = to.with_name(f".{to.name}.tmp")
+    tmp = to.with_name(f".{to.name}.tmp-{os.getpid()}")
     try:
         frame.to_parquet(tmp, engine="pyarrow", index=False)
         os.replace(tmp, to)

@@ -28,11 +28,14 @@ def _colors(n: int) -> list:
 
 
 def _legend_below(fig, handles, labels) -> None:
-    """A legend under the panels, in columns, so long variant names never cover curves."""
-    ncol = max(1, min(len(labels), 3 if max(map(len, labels)) > 20 else 4))
+    """A legend under the panels, in as many columns as the figure's width holds, so long
+    variant names never cover curves; the figure grows by the legend's height."""
+    column_in = 0.7 + 0.062 * max(map(len, labels))  # handle + text at 8 pt, in inches
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() // column_in)))
+    legend_in = 0.15 + 0.17 * math.ceil(len(labels) / ncol)
+    fig.set_figheight(fig.get_figheight() + legend_in)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
-    rows = math.ceil(len(labels) / ncol)
-    fig.tight_layout(rect=(0, min(0.45, 0.04 + 0.035 * rows * 6 / fig.get_figheight()), 1, 1))
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
 
 
 def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
@@ -42,9 +45,8 @@ def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
 
     variants = study.variants()
     colors = dict(zip(variants, _colors(len(variants)), strict=True))
-    n_rows = math.ceil(len(variants) / 3)
     fig, axes = plt.subplots(
-        1, len(study.envs), figsize=(7 * len(study.envs), 4.5 + 0.3 * n_rows), squeeze=False
+        1, len(study.envs), figsize=(max(8, 7 * len(study.envs)), 4.5), squeeze=False
     )
     handles: dict[str, object] = {}
     for ax, env_id in zip(axes[0], study.envs, strict=True):
@@ -63,7 +65,7 @@ def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
         ax.grid(alpha=0.3)
     labels = [f"{v} (n={len({r.seed for r in study.runs if r.variant == v})})" for v in handles]
     _legend_below(fig, list(handles.values()), labels)
-    fig.savefig(path, **_SAVE)
+    fig.savefig(path, bbox_inches="tight", **_SAVE)  # tight: never cut the legend
     plt.close(fig)
 
 

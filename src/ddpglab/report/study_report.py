@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class Study:
     runs: list[RunData]
     status_counts: dict[str, int]
     include_unfinished: bool
-    envs: list[str] = field(default_factory=list)
+    envs: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.envs = list(dict.fromkeys(r.env_id for r in self.runs))
@@ -247,6 +248,21 @@ def table_rows(
     ]
 
 
+def temporary_folder_for(target: Path) -> Path:
+    """A fresh hidden folder beside ``target`` (unique, so concurrent writers never meet)."""
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+
+
+def swap_in(built: Path, target: Path) -> None:
+    """Put the folder ``built`` in the place of ``target``; the old ``target`` is moved aside
+    first and deleted only once the new one is in place."""
+    old = built.with_name(f"{built.name}-old")
+    if target.exists():
+        target.rename(old)
+    built.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_report(
     study_dir: Path,
     baseline: str | None = None,
@@ -288,9 +304,7 @@ def write_report(
     rows = table_rows(study, baseline, solve_threshold, last, window, n_boot)
 
     target = study_dir / "report"
-    tmp = study_dir / ".report.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = temporary_folder_for(target)
     try:
         (tmp / "table.md").write_text(
             study_table.table_markdown(study, rows, baseline, last, window, n_boot, BOOT_SEED)
@@ -299,12 +313,7 @@ def write_report(
         study_figures.plot_curves(study, tmp / "curves.png", window, n_boot)
         study_figures.plot_final(rows, tmp / "final.png", last)
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
-        old = study_dir / ".report.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
