@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     path        TEXT NOT NULL,
     PRIMARY KEY (run_id, env_steps)
 );
+CREATE TABLE IF NOT EXISTS study (  -- a study's store: the spec it runs, one row
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    name        TEXT NOT NULL,
+    spec_json   TEXT NOT NULL,  -- the canonical spec (see ddpglab.study.spec)
+    spec_hash   TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
 """
 
 
@@ -76,6 +83,26 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "gymnasium": gymnasium.__version__,
     }
+
+
+def read_study(path: str | Path) -> dict[str, Any] | None:
+    """The study recorded in an existing store file (see :meth:`ResultsStore.study`), without
+    changing the file; None if it holds no study (a ``ddpglab train`` store, say)."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
+    except sqlite3.OperationalError:  # no such file: never create one here
+        return None
+    try:
+        return _study_row(conn)
+    except sqlite3.DatabaseError:  # no study table, or not a store at all
+        return None
+    finally:
+        conn.close()
+
+
+def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    row = conn.execute("SELECT name, spec_json, spec_hash FROM study").fetchone()
+    return None if row is None else dict(zip(("name", "spec_json", "spec_hash"), row, strict=True))
 
 
 class ResultsStore:
@@ -98,23 +125,60 @@ class ResultsStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add_run(self, env_id: str, seed: int, config: dict[str, Any], variant: str = "") -> int:
-        """Register a member's run as running; returns its ``run_id``."""
+    def add_run(
+        self,
+        env_id: str,
+        seed: int,
+        config: dict[str, Any],
+        variant: str = "",
+        status: str = "running",
+    ) -> int:
+        """Register a member's run as running (or ``pending``: not started); returns its
+        ``run_id``."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (env_id, seed, variant, config_json, status, host, versions,"
-                " started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     env_id,
                     seed,
                     variant,
                     json.dumps(config, sort_keys=True),
+                    status,
                     platform.node(),
                     json.dumps(library_versions()),
-                    time.time(),
+                    time.time() if status == "running" else None,
                 ),
             )
         return int(cur.lastrowid)
+
+    def start_run(self, run_id: int, config: dict[str, Any]) -> None:
+        """A pending run starts, with the resolved config it runs."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', config_json = ?, started_at = ?"
+                " WHERE run_id = ?",
+                (json.dumps(config, sort_keys=True), time.time(), run_id),
+            )
+
+    def delete_runs(self, run_ids: Iterable[int]) -> None:
+        """Remove runs and everything recorded for them, in one transaction."""
+        ids = [(run_id,) for run_id in run_ids]
+        with self.conn:
+            for table in ("episodes", "evals", "checkpoints", "runs"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", ids)
+
+    def study(self) -> dict[str, Any] | None:
+        """The study this store belongs to (name, spec_json, spec_hash), if any."""
+        return _study_row(self.conn)
+
+    def set_study(self, name: str, spec_json: str, spec_hash: str) -> None:
+        """Record the study this store belongs to."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO study VALUES (1, ?, ?, ?, ?)",
+                (name, spec_json, spec_hash, time.time()),
+            )
 
     def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
         with self.conn:

@@ -1,0 +1,10 @@
+"""Studies: variants x seeds from one spec, run in parallel worker processes into one store.
+
+``run_study(spec, out)`` is the Python API of ``ddpglab study``; ``load_study(path)``
+reads and resolves a spec without running it.
+"""
+
+from ddpglab.study.runner import StudyResult, run_study
+from ddpglab.study.spec import Study, StudySpec, load_spec, load_study, resolve
+
+__all__ = ["Study", "StudyResult", "StudySpec", "load_spec", "load_study", "resolve", "run_study"]

@@ -1,0 +1,80 @@
+"""``ddpglab study SPEC --out DIR``: run or resume a study from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ddpglab.cli import positive_int
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the ``study`` subcommand."""
+    study = commands.add_parser(
+        "study",
+        help="run a study (variants x seeds) in parallel worker processes; rerun to resume",
+        description="Run the variants x seeds of a study spec into DIR/results.sqlite. "
+        "Rerunning the same command resumes: done runs are kept, the others run again.",
+    )
+    study.add_argument("spec", type=Path, help="study spec (YAML), e.g. studies/smoke.yaml")
+    study.add_argument("--out", type=Path, required=True, help="study folder")
+    study.add_argument(
+        "--workers", type=positive_int, help="worker processes (default: one per core)"
+    )
+    study.add_argument(
+        "--seeds-per-job",
+        type=positive_int,
+        help="seeds trained together in one process (default: all of a variant's seeds "
+        "while variants >= workers, else split so that every worker has a job)",
+    )
+    study.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch threads per worker (default: cores // workers, at least 1)",
+    )
+    study.add_argument(
+        "--overwrite", action="store_true", help="discard the study files in --out and restart"
+    )
+    study.add_argument("--no-report", action="store_true", help="do not write DIR/report/")
+    study.add_argument(
+        "--quiet", action="store_true", help="no progress bar; one JSON summary line at the end"
+    )
+    study.set_defaults(run=cmd_study)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Run the study; exit status 1 if any of its runs failed."""
+    from ddpglab.study.runner import run_study
+
+    result = run_study(
+        args.spec,
+        args.out,
+        workers=args.workers,
+        seeds_per_job=args.seeds_per_job,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        report=not args.no_report,
+        torch_threads=args.threads,
+    )
+    if args.quiet:
+        print(json.dumps(result.to_dict()))
+    else:
+        _print_summary(result)
+    return 1 if result.failed else 0
+
+
+def _print_summary(result) -> None:
+    print(
+        f"study {result.name}: {result.runs} runs; {result.done} done now, "
+        f"{result.skipped} already done, {result.failed} failed ({result.wall_s:.1f} s)"
+    )
+    print(f"results: {result.out / 'results.sqlite'}")
+    if result.report is not None:
+        print(f"report: {result.report}")
+    for variant, seed, error in result.failures[:10]:
+        print(f"failed: {variant} seed {seed}: {error}")
+    if len(result.failures) > 10:
+        print(f"... and {len(result.failures) - 10} more failed runs")
+    if result.failures:
+        print(f"tracebacks: {result.out / 'errors.log'}; rerun the same command to retry them")

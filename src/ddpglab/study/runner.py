@@ -1,0 +1,278 @@
+"""Run a study: jobs in parallel local worker processes, one writer of the results store.
+
+The study folder holds ``results.sqlite`` (with the canonical spec and its hash in the
+``study`` table), ``spec.yaml`` (the canonical spec: rerunning it resumes),
+``runs/<variant>/checkpoints/`` and, after a study, ``report/``. Re-running a study
+skips the (variant, seed) pairs whose run is done and runs every other pair again from
+scratch, after deleting what an unfinished attempt left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ddpglab.config import ConfigError
+from ddpglab.store import ResultsStore, read_study
+from ddpglab.study.display import StudyProgress
+from ddpglab.study.driver import Driver, RunInfo
+from ddpglab.study.plan import Plan, plan_jobs
+from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, resolve
+from ddpglab.study.worker import JobTask
+
+STORE = "results.sqlite"
+#: What a study writes in its folder; ``--overwrite`` removes exactly these.
+STUDY_ARTIFACTS = (
+    STORE,
+    f"{STORE}-wal",
+    f"{STORE}-shm",
+    "spec.yaml",
+    "errors.log",
+    "runs",
+    "report",
+)
+
+
+@dataclass
+class StudyResult:
+    """What one invocation of a study did."""
+
+    name: str
+    out: Path
+    runs: int  # (variant, seed) pairs in the study
+    done: int  # runs finished by this invocation
+    failed: int  # runs that failed in this invocation
+    skipped: int  # runs already done before it
+    wall_s: float
+    report: Path | None = None
+    failures: list[tuple[str, int, str]] = field(default_factory=list)  # variant, seed, error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.name,
+            "out": str(self.out),
+            "runs": self.runs,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "wall_s": round(self.wall_s, 2),
+            "report": None if self.report is None else str(self.report),
+        }
+
+
+def _as_study(spec: str | Path | StudySpec | Study) -> Study:
+    if isinstance(spec, Study):
+        return spec
+    if isinstance(spec, StudySpec):
+        return resolve(spec)
+    return load_study(spec)
+
+
+def check_out_dir(out: Path, study: Study, overwrite: bool) -> None:
+    """Refuse a folder that holds another study (or a train run) unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    if overwrite or not (out / STORE).exists():
+        return
+    held = read_study(out / STORE)
+    if held is None:
+        raise ConfigError(f"--out {out} holds results that are not a study's; pass --overwrite")
+    if held["spec_hash"] != study.spec_hash:
+        raise ConfigError(
+            f"--out {out} holds study '{held['name']}' with a different spec "
+            f"(hash {held['spec_hash'][:12]}, this one {study.spec_hash[:12]}); "
+            "pass --overwrite to discard it, or choose another --out"
+        )
+
+
+def check_resources(study: Study, plan: Plan) -> None:
+    """Every variant's env can be made and each job's replay fits in memory."""
+    from ddpglab.envs import make_env
+    from ddpglab.trainer import check_buffer_fits
+
+    dims: dict[tuple[str, int | None], tuple[int, int]] = {}
+    for job in plan.jobs:
+        cfg = job.variant.config
+        key = (cfg.env.id, cfg.env.max_episode_steps)
+        if key not in dims:
+            env = make_env(*key)
+            dims[key] = (env.observation_space.shape[0], env.action_space.shape[0])
+            env.close()
+        try:
+            check_buffer_fits(cfg.replay.kind, cfg.replay.capacity, *dims[key], len(job.seeds))
+        except ConfigError as err:
+            raise ConfigError(f"study variant '{job.variant.name}': {err}") from None
+
+
+def _clear(out: Path) -> None:
+    for name in STUDY_ARTIFACTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """One study process per folder: a second one would be a second writer."""
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another study is running in {out}") from None
+        yield
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def resume_state(store: ResultsStore, study: Study, out: Path) -> tuple[dict[str, list[int]], int]:
+    """Keep each pair's latest done run; delete every other run and its checkpoints.
+
+    Returns the seeds still to run per variant and the number of pairs already done.
+    """
+    runs_by_pair: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for run in store.runs():
+        runs_by_pair[(run["variant"], run["seed"])].append(run)
+    done, stale = set(), []
+    for pair, runs in runs_by_pair.items():
+        finished = [r for r in runs if r["status"] == "done"]
+        keep = finished[-1] if finished else None
+        if keep is not None:
+            done.add(pair)
+        stale += [r["run_id"] for r in runs if r is not keep]
+    store.delete_runs(stale)
+    pending = {v.name: [s for s in study.seeds if (v.name, s) not in done] for v in study.variants}
+    for name, seeds in pending.items():
+        for seed in seeds:
+            shutil.rmtree(out / "runs" / name / "checkpoints" / f"seed{seed}", ignore_errors=True)
+    wanted = {(v.name, s) for v in study.variants for s in study.seeds}
+    return pending, len(done & wanted)
+
+
+def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, RunInfo]]:
+    """Register every planned run as pending; one worker task per job."""
+    tasks = []
+    for job in plan.jobs:
+        variant = job.variant
+        run_ids = {}
+        for seed in job.seeds:
+            config = variant.config_for([seed], plan.torch_threads).model_dump(mode="json")
+            env_id = variant.config.env.id
+            run_ids[seed] = store.add_run(env_id, seed, config, variant.name, status="pending")
+        rel_dir = f"runs/{variant.name}"
+        task = JobTask(
+            config=variant.config_for(list(job.seeds), plan.torch_threads).model_dump(mode="json"),
+            run_ids=run_ids,
+            out_dir=str(out / rel_dir),
+            rel_dir=rel_dir,
+        )
+        tasks.append((task, RunInfo(variant.name, run_ids)))
+    return tasks
+
+
+def run_study(
+    spec: str | Path | StudySpec | Study,
+    out: str | Path,
+    workers: int | None = None,
+    seeds_per_job: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    report: bool = True,
+    torch_threads: int | None = None,
+) -> StudyResult:
+    """Run (or resume) a study into the folder ``out``; the Python API of ``ddpglab study``.
+
+    Args:
+        spec: a spec file, a parsed :class:`StudySpec` or a resolved :class:`Study`.
+        out: the study folder; a folder holding a different study is refused.
+        workers: worker processes (default: one per core, at most one per job).
+        seeds_per_job: seeds trained together in one process (default: see
+            :func:`~ddpglab.study.plan.default_seeds_per_job`).
+        overwrite: discard what ``out`` holds (study files only) and start afresh.
+        progress: show the live progress bar (only when stderr is a terminal).
+        report: write ``out/report/`` at the end (when the report module is installed).
+        torch_threads: torch threads per worker (default: cores // workers, at least 1).
+
+    Workers are fresh processes that import the caller's main module, so a script that
+    calls this needs the ``if __name__ == "__main__":`` guard.
+
+    Raises:
+        ConfigError: bad input, before anything is written.
+        KeyboardInterrupt: after stopping the workers and marking their runs failed.
+    """
+    start = time.perf_counter()
+    study, out = _as_study(spec), Path(out)
+    all_seeds = {v.name: list(study.seeds) for v in study.variants}
+    check_out_dir(out, study, overwrite)
+    check_resources(study, plan_jobs(study, all_seeds, workers, seeds_per_job))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+    with _locked(out):
+        if overwrite:
+            _clear(out)
+        _write_atomic(out / "spec.yaml", study.to_yaml())
+        with ResultsStore(out / STORE) as store:
+            if store.study() is None:
+                store.set_study(study.name, canonical_json(study.canonical), study.spec_hash)
+            pending, skipped = resume_state(store, study, out)
+            plan = plan_jobs(study, pending, workers, seeds_per_job, torch_threads=torch_threads)
+            tasks = register(store, plan, out)
+            n_runs = sum(len(seeds) for seeds in pending.values())
+            unit = "env steps" if study.by_steps else "episodes"
+            display = StudyProgress(study.name, len(tasks), n_runs * study.budget, unit, progress)
+            driver = Driver(store, out, plan.workers, study.budget, study.by_steps, display)
+            if tasks:
+                with display:
+                    driver.run(tasks)
+            result = _result(study, out, store, [t[1] for t in tasks], skipped)
+    result.wall_s = time.perf_counter() - start
+    if report:
+        result.report = write_report_if_available(out)
+    return result
+
+
+def _result(
+    study: Study, out: Path, store: ResultsStore, runs: list[RunInfo], skipped: int
+) -> StudyResult:
+    ours = {run_id for info in runs for run_id in info.run_ids.values()}
+    rows = [r for r in store.runs() if r["run_id"] in ours]
+    failures = [(r["variant"], r["seed"], r["error"] or "") for r in rows if r["status"] != "done"]
+    return StudyResult(
+        name=study.name,
+        out=out,
+        runs=len(study.variants) * len(study.seeds),
+        done=len(rows) - len(failures),
+        failed=len(failures),
+        skipped=skipped,
+        wall_s=0.0,
+        failures=failures,
+    )
+
+
+def write_report_if_available(out: Path) -> Path | None:
+    """``write_report(out)`` from the report package; a failure there is a warning only,
+    since ``ddpglab report`` regenerates everything from the store."""
+    try:
+        from ddpglab.report.study_report import write_report
+    except ImportError:
+        return None
+    try:
+        return write_report(out)
+    except Exception as err:  # the study's results are safe in the store either way
+        print(f"ddpglab: warning: report not written: {type(err).__name__}: {err}", file=sys.stderr)
+        return None

@@ -1,0 +1,77 @@
+"""The worker process: trains one job and reports every store write to the driver.
+
+The driver is the only writer of ``results.sqlite``. A worker hands its
+:class:`~ddpglab.trainer.Trainer` a :class:`StoreProxy` whose methods send each write
+over a pipe, as ``(method, args)`` messages the driver applies in arrival order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import PurePosixPath
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """What a worker needs: the job's config (as a mapping) and its pre-registered runs."""
+
+    config: dict[str, Any]
+    run_ids: dict[int, int]  # seed -> run_id, registered by the driver
+    out_dir: str  # the variant's folder, DIR/runs/<variant>
+    rel_dir: str  # the same folder relative to the study folder
+
+
+class StoreProxy:
+    """The :class:`~ddpglab.store.ResultsStore` methods a Trainer calls, sent to the driver."""
+
+    def __init__(self, conn: Connection, run_ids: dict[int, int], rel_dir: str):
+        self.conn = conn
+        self.run_ids = run_ids
+        self.rel_dir = PurePosixPath(rel_dir)
+
+    def _send(self, method: str, *args: Any) -> None:
+        self.conn.send((method, args))
+
+    def add_run(self, env_id: str, seed: int, config: dict[str, Any], variant: str = "") -> int:
+        run_id = self.run_ids[seed]
+        self._send("start_run", run_id, config)
+        return run_id
+
+    def add_episodes(self, rows: list[tuple]) -> None:
+        self._send("add_episodes", list(rows))
+
+    def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
+        self._send("add_eval", run_id, episode, env_steps, [float(r) for r in returns])
+
+    def add_checkpoint(self, run_id: int, episode: int, env_steps: int, path: str) -> None:
+        # The Trainer gives the path relative to the variant's folder; the store keeps
+        # paths relative to the study folder.
+        self._send("add_checkpoint", run_id, episode, env_steps, str(self.rel_dir / path))
+
+    def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
+        self._send("finish_run", run_id, status, error)
+
+
+def run_job(task: JobTask, conn: Connection) -> None:
+    """Process entry point: train the job, then send ``job_done`` or ``job_error``."""
+    # Ctrl-C reaches the whole process group; the driver alone decides how workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from ddpglab.config import Config
+        from ddpglab.trainer import Trainer
+
+        config = Config.model_validate(task.config)
+        proxy = StoreProxy(conn, task.run_ids, task.rel_dir)
+        Trainer(config, task.out_dir, store=proxy).run()  # type: ignore[arg-type]
+        conn.send(("job_done", ()))
+    except BaseException as err:  # everything is reported to the driver, nothing lost
+        reason = f"{type(err).__name__}: {err}".strip()
+        with contextlib.suppress(OSError):  # the driver is gone: nobody is left to tell
+            conn.send(("job_error", (reason, traceback.format_exc())))
+    finally:
+        conn.close()

@@ -1,0 +1,296 @@
+"""Running studies: parallel workers into one store, resume, refusals, failures, Ctrl-C.
+
+Workers are spawned processes. The envs that fail on purpose are registered below, at
+import of this module, and named ``test_study_runner:<id>``, which makes gymnasium import
+this module in the worker too (pytest puts this folder on sys.path, and spawned workers
+inherit it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+import yaml
+from cli_support import assert_refused, run_cli
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+from ddpglab.cli import main
+from ddpglab.store import ResultsStore
+from ddpglab.study import load_study, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "studies" / "smoke.yaml"
+
+
+class FailingPendulum(PendulumEnv):
+    """Pendulum whose ``step`` fails after ``after`` steps: raising, or killing its process."""
+
+    def __init__(self, after: int, how: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.after, self.how, self.steps = after, how, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > self.after:
+            if self.how == "raise":
+                raise RuntimeError("simulated env failure")
+            os._exit(3)  # no exception, no cleanup: as a segfault would leave it
+        return super().step(action)
+
+
+for env_id, how in (("StudyRaises-v0", "raise"), ("StudyDies-v0", "die")):
+    if env_id not in gym.registry:
+        gym.register(
+            env_id, FailingPendulum, max_episode_steps=20, kwargs={"after": 30, "how": how}
+        )
+
+
+def fast_spec(**changes: Any) -> dict[str, Any]:
+    """The smoke study with 20-step episodes: the same code paths in a fraction of the time."""
+    spec = yaml.safe_load(SMOKE.read_text())
+    spec["base"]["set"]["env.max_episode_steps"] = 20
+    return {**spec, **changes}
+
+
+def write_spec(folder: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def runs_of(out: Path) -> list[dict[str, Any]]:
+    with ResultsStore(out / "results.sqlite") as store:
+        return store.runs()
+
+
+def checkpoint_paths(out: Path, run_id: int) -> list[str]:
+    with contextlib.closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        rows = conn.execute(
+            "SELECT path FROM checkpoints WHERE run_id = ? ORDER BY env_steps", (run_id,)
+        )
+        return [path for (path,) in rows]
+
+
+def returns_by_pair(out: Path) -> dict[tuple[str, int], list[float]]:
+    with ResultsStore(out / "results.sqlite") as store:
+        return {(r["variant"], r["seed"]): store.returns(r["run_id"]) for r in store.runs()}
+
+
+def main_quiet(argv: list[str]) -> tuple[int, str]:
+    """ddpglab main(argv) -> (exit status, stdout)."""
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        try:
+            rc = main(argv)
+        except SystemExit as exit_:
+            rc = exit_.code
+    return rc, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """studies/smoke.yaml run once through the CLI with 2 workers: (folder, exit, stdout)."""
+    out = tmp_path_factory.mktemp("smoke") / "study"
+    argv = ["study", str(SMOKE), "--out", str(out), "--workers", "2", "--quiet", "--no-report"]
+    return (out, *main_quiet(argv))
+
+
+def test_smoke_study_stores_every_variant_seed_and_episode(smoke):
+    out, rc, stdout = smoke
+    assert rc == 0
+    assert json.loads(stdout) | {"wall_s": 0} == {
+        "study": "smoke",
+        "out": str(out),
+        "runs": 4,
+        "done": 4,
+        "failed": 0,
+        "skipped": 0,
+        "wall_s": 0,
+        "report": None,
+    }
+    runs = runs_of(out)
+    assert sorted((r["variant"], r["seed"]) for r in runs) == [
+        ("stratified", 0),
+        ("stratified", 1),
+        ("uniform", 0),
+        ("uniform", 1),
+    ]
+    assert {r["status"] for r in runs} == {"done"}
+    for r in runs:
+        config = json.loads(r["config_json"])
+        assert config["train"]["seeds"] == [r["seed"]]
+        assert config["replay"]["kind"] == r["variant"]
+        assert config["train"]["torch_threads"] >= 1
+    for returns in returns_by_pair(out).values():
+        assert len(returns) == 3
+
+
+def test_checkpoints_lie_under_the_variant_and_are_stored_relative_to_the_study(smoke):
+    out, _, _ = smoke
+    with ResultsStore(out / "results.sqlite") as store:
+        run = next(r for r in store.runs() if r["variant"] == "stratified" and r["seed"] == 1)
+    paths = checkpoint_paths(out, run["run_id"])
+    assert paths == [
+        f"runs/stratified/checkpoints/seed1/episode{e:05d}-step{200 * e:08d}.pt" for e in (1, 2, 3)
+    ]
+    assert all((out / p).is_file() for p in paths)
+
+
+def test_the_study_folder_keeps_its_canonical_spec(smoke):
+    out, _, _ = smoke
+    study = load_study(SMOKE)
+    assert load_study(out / "spec.yaml").spec_hash == study.spec_hash
+    with ResultsStore(out / "results.sqlite") as store:
+        assert store.study()["spec_hash"] == study.spec_hash
+
+
+# -- resume --------------------------------------------------------------------------------
+
+
+def test_resume_reruns_only_unfinished_runs_and_reproduces_a_clean_study(smoke, tmp_path):
+    out, _, _ = smoke
+    study = tmp_path / "study"
+    shutil.copytree(out, study)
+    ids = {(r["variant"], r["seed"]): r["run_id"] for r in runs_of(study)}
+    with contextlib.closing(sqlite3.connect(study / "results.sqlite")) as conn, conn:
+        # uniform seed 0 as a killed study leaves it: running, one episode stored.
+        conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (ids["uniform", 0],))
+        conn.execute("DELETE FROM episodes WHERE run_id = ? AND episode > 1", (ids["uniform", 0],))
+        # uniform seed 1: no trace at all.
+        for table in ("episodes", "evals", "checkpoints", "runs"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (ids["uniform", 1],))
+
+    # The same grouping as the clean study (both seeds in one ensemble): identical numbers.
+    result = run_study(SMOKE, study, workers=2, seeds_per_job=2, report=False, torch_threads=1)
+
+    assert (result.done, result.skipped, result.failed) == (2, 2, 0)
+    assert returns_by_pair(study) == returns_by_pair(out)
+    after = {(r["variant"], r["seed"]): r for r in runs_of(study)}
+    assert len(after) == 4 and {r["status"] for r in after.values()} == {"done"}
+    for seed in (0, 1):
+        assert after["stratified", seed]["run_id"] == ids["stratified", seed]  # untouched
+    assert len(checkpoint_paths(study, after["uniform", 0]["run_id"])) == 3
+    assert not checkpoint_paths(study, ids["uniform", 0])  # the killed attempt's rows are gone
+
+
+def test_a_changed_spec_is_refused_unless_overwrite(smoke, tmp_path, capsys):
+    out, _, _ = smoke
+    study = tmp_path / "study"
+    shutil.copytree(out, study)
+    changed = write_spec(tmp_path, fast_spec(seeds=1, episodes=2, variants=[{"name": "only"}]))
+    argv = ["study", str(changed), "--out", str(study), "--quiet", "--no-report", "--threads", "1"]
+
+    rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 2 and stdout == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "different spec" in err and "--overwrite" in err
+    assert len(runs_of(study)) == 4
+
+    rc, stdout, err = run_cli([*argv, "--overwrite"], capsys)
+    assert rc == 0, err
+    assert [(r["variant"], r["seed"], r["status"]) for r in runs_of(study)] == [("only", 0, "done")]
+    assert list(returns_by_pair(study)) == [("only", 0)]
+    assert len(returns_by_pair(study)["only", 0]) == 2
+    assert sorted(p.name for p in (study / "runs").iterdir()) == ["only"]
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_failing_workers_fail_their_runs_and_the_others_finish(tmp_path, capsys):
+    variants = [
+        {"name": "ok"},
+        {"name": "raises", "set": {"env.id": "test_study_runner:StudyRaises-v0"}},
+        {"name": "dies", "set": {"env.id": "test_study_runner:StudyDies-v0"}},
+    ]
+    spec = write_spec(tmp_path, fast_spec(seeds=1, episodes=3, variants=variants))
+    out = tmp_path / "study"
+    argv = ["study", str(spec), "--out", str(out), "--workers", "2", "--quiet", "--no-report"]
+
+    rc, stdout, _ = run_cli(argv, capsys)
+
+    assert rc == 1
+    summary = json.loads(stdout)
+    assert (summary["done"], summary["failed"]) == (1, 2)
+    runs = {r["variant"]: r for r in runs_of(out)}
+    assert runs["ok"]["status"] == "done"
+    assert runs["raises"]["status"] == runs["dies"]["status"] == "failed"
+    assert runs["raises"]["error"] == "RuntimeError: simulated env failure"
+    assert runs["dies"]["error"].startswith("WorkerDied: worker process exited with status 3")
+    returns = returns_by_pair(out)
+    assert len(returns["ok", 0]) == 3
+    # Episodes finished before the failure (20 steps each, failure at step 31) are kept.
+    assert len(returns["raises", 0]) == len(returns["dies", 0]) == 1
+    assert "simulated env failure" in (out / "errors.log").read_text()
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "mention"),
+    [
+        (None, "not found"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("name: x\nseeds: 1\nvariantz: []\n", "unknown key 'variantz'"),
+        ("name: x\nseeds: 1\nbase: {set: {agent.tau: -1}}\n", "agent.tau"),
+        ("name: x\nseeds: 1\nbase: {set: {env.id: NoSuchEnv-v0}}\n", "NoSuchEnv-v0"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, mention):
+    spec = tmp_path / "spec.yaml"
+    if text is not None:
+        spec.write_text(text)
+    out = tmp_path / "study"
+    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet"], capsys)
+    assert_refused(rc, err, out, mention)
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path):
+    spec = write_spec(tmp_path, fast_spec(episodes=500))
+    out = tmp_path / "study"
+    argv = [sys.executable, "-m", "ddpglab", "study", str(spec), "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    # A session of its own: SIGINT to its process group is what Ctrl-C in a terminal sends.
+    proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not _episodes_stored(out) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode()
+    runs = runs_of(out)
+    assert runs and {r["status"] for r in runs} == {"failed"}
+    assert {r["error"] for r in runs} == {"KeyboardInterrupt: study interrupted"}
+    assert all(0 < len(returns) < 500 for returns in returns_by_pair(out).values())
+
+
+def _episodes_stored(out: Path) -> bool:
+    if not (out / "results.sqlite").exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(out / "results.sqlite")) as conn:
+            rows = conn.execute("SELECT COUNT(DISTINCT run_id) FROM episodes").fetchone()
+        return rows[0] >= 4
+    except sqlite3.OperationalError:  # the tables are being created
+        return False
