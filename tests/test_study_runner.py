@@ -1,9 +1,10 @@
 """Running studies: parallel workers into one store, resume, refusals, failures, Ctrl-C.
 
-Workers are spawned processes. The envs that fail on purpose are registered below, at
-import of this module, and named ``test_study_runner:<id>``, which makes gymnasium import
-this module in the worker too (pytest puts this folder on sys.path, and spawned workers
-inherit it).
+Workers are fresh processes (forked from a fork server, or spawned) that get this process's
+sys.path, which pytest gave this folder. The envs that fail on purpose are registered
+below, at import of this module, and named ``test_study_runner:<id>``, which makes
+gymnasium import this module in the worker too. Workers run one torch thread each: tiny
+networks are slowest on more (and the test machine is shared).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from ddpglab.cli import main
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
+from ddpglab.study.driver import death_reason
+from ddpglab.study.runner import write_report_if_available
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "studies" / "smoke.yaml"
@@ -104,8 +107,8 @@ def main_quiet(argv: list[str]) -> tuple[int, str]:
 def smoke(tmp_path_factory):
     """studies/smoke.yaml run once through the CLI with 2 workers: (folder, exit, stdout)."""
     out = tmp_path_factory.mktemp("smoke") / "study"
-    argv = ["study", str(SMOKE), "--out", str(out), "--workers", "2", "--quiet", "--no-report"]
-    return (out, *main_quiet(argv))
+    argv = ["study", str(SMOKE), "--out", str(out), "--workers", "2", "--threads", "1"]
+    return (out, *main_quiet([*argv, "--quiet", "--no-report"]))
 
 
 def test_smoke_study_stores_every_variant_seed_and_episode(smoke):
@@ -218,9 +221,9 @@ def test_failing_workers_fail_their_runs_and_the_others_finish(tmp_path, capsys)
     ]
     spec = write_spec(tmp_path, fast_spec(seeds=1, episodes=3, variants=variants))
     out = tmp_path / "study"
-    argv = ["study", str(spec), "--out", str(out), "--workers", "2", "--quiet", "--no-report"]
+    argv = ["study", str(spec), "--out", str(out), "--workers", "2", "--threads", "1"]
 
-    rc, stdout, _ = run_cli(argv, capsys)
+    rc, stdout, _ = run_cli([*argv, "--quiet", "--no-report"], capsys)
 
     assert rc == 1
     summary = json.loads(stdout)
@@ -259,14 +262,45 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text,
     assert_refused(rc, err, out, mention)
 
 
+def test_a_folder_holding_a_train_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    ResultsStore(out / "results.sqlite").close()
+    rc, _, err = run_cli(["study", str(SMOKE), "--out", str(out), "--quiet"], capsys)
+    assert rc == 2 and "not a study's" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
+
+
+@pytest.mark.parametrize(
+    ("exitcode", "reason"),
+    [(-11, "killed by SIGSEGV"), (-9, "killed by SIGKILL"), (1, "exited with status 1")],
+)
+def test_a_dead_worker_is_described_by_how_it_ended(exitcode, reason):
+    assert reason in death_reason(exitcode)
+
+
+def test_the_report_is_written_when_the_report_module_is_there(tmp_path, monkeypatch, capsys):
+    study_report = pytest.importorskip("ddpglab.report.study_report")
+    monkeypatch.setattr(study_report, "write_report", lambda out: out / "report")
+    assert write_report_if_available(tmp_path) == tmp_path / "report"
+
+    def broken(out):
+        raise ValueError("no runs done")
+
+    monkeypatch.setattr(study_report, "write_report", broken)
+    assert write_report_if_available(tmp_path) is None  # the study's exit status stands
+    assert "warning: report not written: ValueError: no runs done" in capsys.readouterr().err
+
+
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
 def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path):
     spec = write_spec(tmp_path, fast_spec(episodes=500))
     out = tmp_path / "study"
-    argv = [sys.executable, "-m", "ddpglab", "study", str(spec), "--out", str(out), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    argv = [sys.executable, "-m", "ddpglab", "study", str(spec), "--out", str(out)]
+    argv += ["--threads", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # A session of its own: SIGINT to its process group is what Ctrl-C in a terminal sends.
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE)
     try:

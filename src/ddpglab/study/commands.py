@@ -18,19 +18,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "Rerunning the same command resumes: done runs are kept, the others run again.",
     )
     study.add_argument("spec", type=Path, help="study spec (YAML), e.g. studies/smoke.yaml")
-    study.add_argument("--out", type=Path, required=True, help="study folder")
+    study.add_argument("--out", type=Path, required=True, metavar="DIR", help="study folder")
     study.add_argument(
-        "--workers", type=positive_int, help="worker processes (default: one per core)"
+        "--workers", type=positive_int, metavar="N", help="worker processes (default: one per core)"
     )
     study.add_argument(
         "--seeds-per-job",
         type=positive_int,
+        metavar="K",
         help="seeds trained together in one process (default: all of a variant's seeds "
         "while variants >= workers, else split so that every worker has a job)",
     )
     study.add_argument(
         "--threads",
         type=positive_int,
+        metavar="T",
         help="torch threads per worker (default: cores // workers, at least 1)",
     )
     study.add_argument(

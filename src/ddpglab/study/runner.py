@@ -25,7 +25,7 @@ from ddpglab.store import ResultsStore, read_study
 from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
-from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, resolve
+from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
 from ddpglab.study.worker import JobTask
 
 STORE = "results.sqlite"
@@ -68,11 +68,13 @@ class StudyResult:
         }
 
 
-def _as_study(spec: str | Path | StudySpec | Study) -> Study:
+def _as_study(spec: str | Path | dict[str, Any] | StudySpec | Study) -> Study:
     if isinstance(spec, Study):
         return spec
+    if isinstance(spec, dict):
+        spec = parse_spec(spec)
     if isinstance(spec, StudySpec):
-        return resolve(spec)
+        return resolve(spec)  # base.config, if any, is relative to the working folder
     return load_study(spec)
 
 
@@ -184,7 +186,7 @@ def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, 
 
 
 def run_study(
-    spec: str | Path | StudySpec | Study,
+    spec: str | Path | dict[str, Any] | StudySpec | Study,
     out: str | Path,
     workers: int | None = None,
     seeds_per_job: int | None = None,
@@ -196,7 +198,8 @@ def run_study(
     """Run (or resume) a study into the folder ``out``; the Python API of ``ddpglab study``.
 
     Args:
-        spec: a spec file, a parsed :class:`StudySpec` or a resolved :class:`Study`.
+        spec: a spec file, a spec as a mapping, a parsed :class:`StudySpec` or a resolved
+            :class:`Study`.
         out: the study folder; a folder holding a different study is refused.
         workers: worker processes (default: one per core, at most one per job).
         seeds_per_job: seeds trained together in one process (default: see
