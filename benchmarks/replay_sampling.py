@@ -1,0 +1,162 @@
+"""Cost of each replay strategy: (a) one add plus one sample(64), (b) training throughput.
+
+(a) For every strategy, capacity 1e4, 1e5 and 1e6 (buffer full) and K = 1 and 10
+    members: the mean time of one ``add`` followed by one ``sample(64)``, and its ratio to
+    uniform's at the same capacity and K.
+(b) Env steps per second of the trainer on Pendulum-v1 (preset pendulum-2023: hidden 256,
+    batch 64, one update per step) with the buffer pre-filled to 1e6 transitions, per
+    strategy, and the ratio to uniform measured in the same run. Strategies alternate
+    over ``--rounds`` and the median is reported, because wall times on a shared VM drift.
+
+    python benchmarks/replay_sampling.py [--part a|b|both] [--ops 2000] [--steps 3000]
+        [--rounds 3] [--threads N]
+
+Pre-filling writes the storage arrays directly (rewards spread like Pendulum's, in
+[-16, 0]) and then rebuilds each strategy's index the way it would stand after adding
+them one by one: the PER sum tree at priority 1, the softmax reward bins, full FIFOs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ddpglab.replay import STRATEGIES, ReplayBuffer, make_buffer
+from ddpglab.replay.prioritized import PrioritizedReplay
+from ddpglab.replay.softmax import SoftmaxReplay
+from ddpglab.replay.stratified import StratifiedReplay
+
+OBS_DIM, ACT_DIM, BATCH = 3, 1, 64
+KINDS = list(STRATEGIES)
+
+
+def prefill(buf: ReplayBuffer, seed: int = 0) -> None:
+    """Fill every slot of ``buf`` (ring and strata) and rebuild the strategy's index."""
+    rng = np.random.default_rng(seed)
+    slots = buf.rewards.shape[1]
+    for array in (buf.obs, buf.next_obs, buf.actions):
+        array[...] = rng.uniform(-1, 1, array.shape)
+    buf.rewards[...] = rng.uniform(-16, 0, buf.rewards.shape)
+    buf.episode_end[:, 199::200] = True  # Pendulum's 200-step episodes, truncated
+    buf.pos, buf.size = 0, buf.capacity
+    if isinstance(buf, PrioritizedReplay):
+        everything = np.tile(np.arange(buf.capacity), (buf.members, 1))
+        buf.trees.set(everything, np.ones(everything.shape))
+    if isinstance(buf, SoftmaxReplay):
+        buf.reindex()
+    if isinstance(buf, StratifiedReplay):
+        buf.fifo_size[...] = buf.capacity
+        buf.fifo_pos[...] = 0
+    assert slots == buf.capacity * buf.slots_per_capacity
+
+
+def time_add_and_sample(kind: str, capacity: int, members: int, ops: int) -> float:
+    """Mean seconds of one add plus one sample(64) on a full buffer."""
+    buf = make_buffer(kind, capacity, OBS_DIM, ACT_DIM, members, seed=0)
+    prefill(buf)
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-1, 1, (ops, members, OBS_DIM)).astype(np.float32)
+    act = rng.uniform(-1, 1, (ops, members, ACT_DIM)).astype(np.float32)
+    rew = rng.uniform(-16, 0, (ops, members)).astype(np.float32)
+    no = np.zeros(members, dtype=bool)
+    ends = np.zeros(members, dtype=bool)
+    start = time.perf_counter()
+    for i in range(ops):
+        ended = ends if (i + 1) % 200 else ~ends
+        buf.add(obs[i], act[i], rew[i], obs[i], no, ended)
+        batch = buf.sample(BATCH)
+        if buf.needs_priorities:  # as the trainer does after each update
+            buf.update_priorities(batch.indices, rng.standard_normal(batch.indices.shape))
+    return (time.perf_counter() - start) / ops
+
+
+def part_a(ops: int) -> list[dict]:
+    rows = []
+    for members in (1, 10):
+        for capacity in (10_000, 100_000, 1_000_000):
+            times = {kind: time_add_and_sample(kind, capacity, members, ops) for kind in KINDS}
+            for kind, seconds in times.items():
+                rows.append(
+                    {
+                        "K": members,
+                        "capacity": capacity,
+                        "kind": kind,
+                        "us": round(seconds * 1e6, 1),
+                        "ratio_to_uniform": round(seconds / times["uniform"], 2),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def training_steps_per_s(kind: str, steps: int, threads: int) -> float:
+    """Env steps/s of the trainer with its buffer pre-filled to 1e6 transitions."""
+    from ddpglab.config import load_config
+    from ddpglab.trainer import Trainer
+
+    config = load_config(
+        "pendulum-2023",
+        overrides={
+            "replay.kind": kind,
+            "replay.capacity": 1_000_000,
+            "train.steps": steps,
+            "train.eval_every": 0,
+            "train.eval_episodes": 1,
+            "train.checkpoint_every": 0,
+            "train.torch_threads": threads,
+        },
+    )
+    trainer = Trainer(config)
+    prefill(trainer.buffer)
+    start = time.perf_counter()
+    trainer.run()
+    return steps / (time.perf_counter() - start)
+
+
+def part_b(steps: int, rounds: int, threads: int) -> list[dict]:
+    measured: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for r in range(rounds):
+        order = KINDS if r % 2 == 0 else KINDS[::-1]
+        for kind in order:
+            measured[kind].append(training_steps_per_s(kind, steps, threads))
+            print(json.dumps({"round": r, "kind": kind, "steps_per_s": measured[kind][-1]}))
+    uniform = statistics.median(measured["uniform"])
+    rows = []
+    for kind in KINDS:
+        median = statistics.median(measured[kind])
+        rows.append(
+            {
+                "kind": kind,
+                "env_steps_per_s": round(median, 1),
+                "ratio_to_uniform": round(median / uniform, 3),
+                "runs": [round(v, 1) for v in measured[kind]],
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["a", "b", "both"], default="both")
+    parser.add_argument("--ops", type=int, default=2000, help="add+sample pairs per cell (a)")
+    parser.add_argument("--steps", type=int, default=3000, help="env steps per training run (b)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (b)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps({"torch_threads": args.threads, "cores": os.cpu_count()}))
+    if args.part in ("a", "both"):
+        part_a(args.ops)
+    if args.part in ("b", "both"):
+        part_b(args.steps, args.rounds, args.threads)
+
+
+if __name__ == "__main__":
+    main()
