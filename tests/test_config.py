@@ -212,3 +212,12 @@ def test_a_config_file_budget_overrides_the_presets(tmp_path):
     path.write_text("train:\n  steps: 1234\n")
     config = load_config("pendulum", file=path)
     assert (config.train.steps, config.train.episodes) == (1234, None)
+
+
+def test_a_step_budget_replaces_the_default_episode_budget_without_a_preset(tmp_path):
+    path = tmp_path / "steps.yaml"
+    path.write_text("train:\n  steps: 500\n")
+    config = load_config(None, file=path)
+    assert (config.train.steps, config.train.episodes) == (500, None)
+    config = load_config(None, overrides={"train.steps": 300})
+    assert (config.train.steps, config.train.episodes) == (300, None)

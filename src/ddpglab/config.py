@@ -293,7 +293,9 @@ def _section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
 
 def _one_budget_wins(data: dict[str, Any], train_layer: dict[str, Any]) -> None:
     """Episodes and steps are alternative budgets: a layer that sets one clears the other."""
-    train = data.get("train")
+    if data.get("train") is None:  # no preset below: the default budget must yield too
+        data["train"] = {}
+    train = data["train"]
     if not isinstance(train, dict):
         return
     for chosen, other in (("steps", "episodes"), ("episodes", "steps")):
