@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ddpglab.config import AgentConfig
-from ddpglab.nets import Actor, Critic
+from ddpglab.nets import ACTORS, CRITICS
 from ddpglab.replay import Batch
 from ddpglab.seeding import derive_seed
 
@@ -80,8 +80,9 @@ class DDPGAgent:
         init = {"final_layer_init": config.final_layer_init}
         actor_seeds = [derive_seed(s, "actor") for s in seeds]
         critic_seeds = [derive_seed(s, "critic") for s in seeds]
-        self.actor = Actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
-        self.critic = Critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
+        actor, critic = ACTORS[config.actor], CRITICS[config.critic]
+        self.actor = actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
+        self.critic = critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):

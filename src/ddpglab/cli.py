@@ -22,7 +22,11 @@ EXIT_USAGE = 2
 #: subparsers with ``set_defaults(run=handler)``, ``handler(args) -> int`` raising
 #: ConfigError on bad input. They import heavy dependencies inside the handlers, so that
 #: building the parser stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("ddpglab.report.commands", "ddpglab.study.commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ddpglab.report.commands",
+    "ddpglab.study.commands",
+    "ddpglab.theory.commands",
+)
 
 # What a finished or running ``ddpglab train`` leaves in its output folder.
 RUN_ARTIFACTS = (

@@ -40,6 +40,16 @@ class AgentConfig(_Section):
     """DDPG networks, losses and optimisation."""
 
     hidden: list[int] = Field([256, 256], min_length=1, description="hidden layer widths")
+    actor: Literal["mlp", "linear"] = Field(
+        "mlp",
+        description="mlp: tanh-bounded MLP; linear: mu(s) = s W, no bias or tanh "
+        "(linear state feedback, as the LQR's optimal policy)",
+    )
+    critic: Literal["mlp", "quadratic"] = Field(
+        "mlp",
+        description="mlp: MLP on (s, a); quadratic: sum_{i<=j} w_ij z_i z_j + b, z = (s, a) "
+        "(holds the LQR's Q exactly); linear and quadratic ignore hidden",
+    )
     actor_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the actor")
     critic_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the critic")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")

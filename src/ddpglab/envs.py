@@ -7,6 +7,12 @@ import numpy as np
 
 from ddpglab.config import ConfigError
 
+# ddpglab's own envs, registered on import so that make_env (and gymnasium.make) find them.
+if "ddpglab/LQR-v0" not in gym.registry:
+    gym.register(
+        "ddpglab/LQR-v0", entry_point="ddpglab.theory.lqr_env:LQREnv", max_episode_steps=100
+    )
+
 
 def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
     """``gymnasium.make`` with ddpglab's requirements checked, one-line errors on bad input.

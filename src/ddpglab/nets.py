@@ -94,3 +94,58 @@ class Critic(EnsembleMLP):
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(torch.cat([obs, act], dim=-1))
+
+
+class LinearActor(nn.Module):
+    """Linear policy mu(s) = s W per member, W of shape (K, obs_dim, act_dim).
+
+    No bias and no tanh, so a linear state feedback u = -K x (the LQR's optimal policy) is
+    exactly in its class; its actions are unbounded, the trainer clips exploratory ones to
+    [-1, 1] and the env clips the rest. W is drawn from U(-v, v), v = ``final_layer_init``
+    if given (its only layer is its output layer), else 1/sqrt(obs_dim).
+    """
+
+    member_state = EnsembleMLP.member_state
+    load_member_state = EnsembleMLP.load_member_state
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        seeds: list[int],
+        final_layer_init: float | None = None,
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(len(seeds), obs_dim, act_dim))
+        bound = 1.0 / math.sqrt(obs_dim) if final_layer_init is None else final_layer_init
+        with torch.no_grad():
+            for k, seed in enumerate(seeds):
+                gen = torch.Generator().manual_seed(seed)
+                self.weight[k].uniform_(-bound, bound, generator=gen)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs: (K, B, obs_dim) -> (K, B, act_dim)."""
+        return torch.bmm(obs, self.weight)
+
+
+class QuadraticCritic(EnsembleMLP):
+    """Q(s, a) = sum_{i <= j} w_ij z_i z_j + b per member, z = (s, a): a quadratic form plus
+    a constant. The LQR's Q_K(x, u) = z^T H z + c is one, so the class holds it exactly;
+    linear terms are left out because they vanish there and only add variance.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], seeds: list[int], **kw):
+        dim = obs_dim + act_dim
+        rows, cols = torch.triu_indices(dim, dim)
+        super().__init__(len(rows), [], 1, seeds, **kw)
+        self.register_buffer("_rows", rows, persistent=False)
+        self.register_buffer("_cols", cols, persistent=False)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        z = torch.cat([obs, act], dim=-1)
+        return super().forward(z[..., self._rows] * z[..., self._cols])
+
+
+ACTORS: dict[str, type[nn.Module]] = {"mlp": Actor, "linear": LinearActor}
+CRITICS: dict[str, type[nn.Module]] = {"mlp": Critic, "quadratic": QuadraticCritic}
