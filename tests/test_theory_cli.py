@@ -76,3 +76,17 @@ def test_malformed_theory_commands_exit_2(capsys, args):
     rc, _, err = run_cli(args, capsys)
     assert rc == 2
     assert len(err.strip().splitlines()) == 1
+
+
+def test_plots_are_written_from_lqr_json(tmp_path):
+    from ddpglab.theory import plots
+
+    results = {
+        "gamma": 0.9,
+        "members": [{"seed": 0, "history": [[0, 1.0], [10, 0.3], [20, 0.04]]}],
+    }
+    path = tmp_path / "lqr.json"
+    path.write_text(json.dumps(results))
+    plots.main(["--out", str(tmp_path / "fig"), "--lqr-json", str(path)])
+    for name in ("estimator_variance.png", "theorem_9_3_error.png", "lqr_gain_error.png"):
+        assert (tmp_path / "fig" / name).stat().st_size > 10_000
