@@ -76,7 +76,7 @@ def load_actor(path: Path, kind: str = "mlp"):
 
     from ddpglab import nets
 
-    actors = getattr(nets, "ACTORS", {"mlp": nets.Actor})
+    actors = nets.ACTORS
     if kind not in actors:
         raise ConfigError(f"unknown actor kind '{kind}' in the run's config")
     try:
