@@ -328,3 +328,19 @@ def _episodes_stored(out: Path) -> bool:
         return rows[0] >= 4
     except sqlite3.OperationalError:  # the tables are being created
         return False
+
+
+def test_seeds_and_episodes_flags_replace_the_specs_and_the_same_command_resumes(tmp_path):
+    spec = write_spec(tmp_path, fast_spec())
+    out = tmp_path / "study"
+    argv = ["study", str(spec), "--out", str(out), "--seeds", "5,7", "--episodes", "1"]
+    argv += ["--workers", "1", "--threads", "1", "--no-report", "--quiet"]
+    code, _ = main_quiet(argv)
+    assert code == 0
+    runs = runs_of(out)
+    assert sorted({r["seed"] for r in runs}) == [5, 7]
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        episodes = conn.execute("SELECT DISTINCT episode FROM episodes").fetchall()
+    assert episodes == [(1,)]
+    code, line = main_quiet(argv)  # the changed spec was stored: this resumes, nothing to do
+    assert code == 0 and json.loads(line)["skipped"] == len(runs)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ddpglab.cli import positive_int
+from ddpglab.cli import parse_seeds, positive_int
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -19,6 +19,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     study.add_argument("spec", type=Path, help="study spec (YAML), e.g. studies/smoke.yaml")
     study.add_argument("--out", type=Path, required=True, metavar="DIR", help="study folder")
+    study.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        metavar="N|LIST",
+        help="replace the spec's seeds: N (seeds 0..N-1) or a list 1,2,3",
+    )
+    study.add_argument(
+        "--episodes", type=positive_int, metavar="N", help="replace the spec's budget"
+    )
     study.add_argument(
         "--workers", type=positive_int, metavar="N", help="worker processes (default: one per core)"
     )
@@ -48,9 +57,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study; exit status 1 if any of its runs failed."""
     from ddpglab.study.runner import run_study
+    from ddpglab.study.spec import load_spec, resolve
 
+    spec = load_spec(args.spec)
+    changes: dict = {}
+    if args.seeds is not None:
+        changes["seeds"] = args.seeds
+    if args.episodes is not None:
+        changes.update(episodes=args.episodes, steps=None)
+    # The study stored in DIR records the changed spec, so the same command resumes it.
+    study = resolve(spec.model_copy(update=changes), args.spec.parent)
     result = run_study(
-        args.spec,
+        study,
         args.out,
         workers=args.workers,
         seeds_per_job=args.seeds_per_job,
