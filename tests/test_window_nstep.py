@@ -287,3 +287,14 @@ def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(kind, 
     argv += ["--set", "replay.window.start=60", "--set", "replay.window.end=20"]
     assert main([*argv, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
     assert (tmp_path / kind / "summary.json").is_file()
+
+
+def test_the_trainer_moves_the_window_to_its_end_over_the_budget(tiny_config):
+    from ddpglab.trainer import Trainer
+
+    window = {"replay.window.schedule": "linear", "replay.window.start": 60}
+    config = tiny_config(**window, **{"replay.window.end": 20, "replay.capacity": 100})
+    trainer = Trainer(config)
+    assert (trainer.buffer.window == 60).all()
+    trainer.run()
+    assert (trainer.buffer.window == 20).all()

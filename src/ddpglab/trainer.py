@@ -262,7 +262,8 @@ class Trainer:
                     self._finish(list(np.flatnonzero(self.active)))
                 # Every step, so a member's schedules depend on its own progress only (not on
                 # when the other members happen to end episodes).
-                self.buffer.set_progress(self._progress())
+                if self.buffer.follows_progress:
+                    self.buffer.set_progress(self._progress())
                 if ended.size or step % 1000 == 0:
                     bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
 

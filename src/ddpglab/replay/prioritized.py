@@ -65,6 +65,8 @@ class PrioritizedReplay(ReplayBuffer):
         super().add(obs, act, rew, next_obs, terminated, truncated)
         self.trees.set_column(position, self.max_priority)
 
+    follows_progress = True  # beta anneals with progress
+
     def set_progress(self, fraction: np.ndarray) -> None:
         """beta_k = beta0 + (1 - beta0) * fraction_k, member k's fraction of training done."""
         super().set_progress(fraction)

@@ -214,6 +214,11 @@ class ReplayBuffer:
     def end_episodes(self, members: np.ndarray, returns: np.ndarray) -> None:
         """Hook for strategies that act on whole episodes; called after the last transition."""
 
+    @property
+    def follows_progress(self) -> bool:
+        """Whether :meth:`set_progress` changes anything (the trainer skips it otherwise)."""
+        return self.window_schedule is not None
+
     def set_progress(self, fraction: np.ndarray) -> None:
         """Each member's share of its training budget spent (K,): moves the window schedule.
 
