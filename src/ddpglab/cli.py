@@ -37,6 +37,7 @@ RUN_ARTIFACTS = (
     "summary.json",
     "curve.png",
     "checkpoints",
+    "tensorboard",
 )
 
 
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="output folder")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write each member's scalars to OUT/tensorboard/ (extra: tensorboard)",
+    )
     train.set_defaults(run=cmd_train)
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parsers(commands)
@@ -151,8 +157,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     env.close()
     members = len(config.train.seeds)
     check_buffer_fits(config.replay.kind, config.replay.capacity, obs_dim, act_dim, members)
+    if args.tensorboard:
+        from ddpglab.tensorboard import require_tensorboard
+
+        require_tensorboard()
     prepare_out_dir(args.out, args.overwrite)
-    summary = train(config, args.out, progress=not args.quiet)
+    summary = train(config, args.out, progress=not args.quiet, tensorboard=args.tensorboard)
     if not args.quiet:
         from ddpglab.report.console import print_summary
 

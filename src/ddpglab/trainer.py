@@ -371,14 +371,22 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def train(config: Config, out: str | Path | None = None, progress: bool = False) -> TrainSummary:
+def train(
+    config: Config,
+    out: str | Path | None = None,
+    progress: bool = False,
+    tensorboard: bool = False,
+) -> TrainSummary:
     """Train one member per seed in ``config.train.seeds``; the Python API of ``ddpglab train``.
 
     With ``out``, writes ``config.yaml``, ``results.sqlite``, ``checkpoints/``, ``curve.png``
     and ``summary.json`` there (the folder is created; existing run files are not checked,
-    see the CLI for that). Without it, nothing is written and only the summary is returned.
+    see the CLI for that), and with ``tensorboard`` also each member's scalars in
+    ``out/tensorboard/``. Without ``out``, nothing is written and only the summary is returned.
     """
     if out is None:
+        if tensorboard:
+            raise ConfigError("tensorboard logging needs an output folder")
         return Trainer(config, progress=progress).run()
     from ddpglab.config import to_yaml
     from ddpglab.report.curves import plot_learning_curves
@@ -389,8 +397,17 @@ def train(config: Config, out: str | Path | None = None, progress: bool = False)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
-        trainer.store = store
-        summary = trainer.run()
+        if tensorboard:
+            from ddpglab.tensorboard import LOG_DIR, TensorBoardStore
+
+            trainer.store = TensorBoardStore(store, out / LOG_DIR)
+        else:
+            trainer.store = store
+        try:
+            summary = trainer.run()
+        finally:
+            if tensorboard:
+                trainer.store.close_writers()
         plot_learning_curves(store, out / "curve.png", title=config.env.id)
     _write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

@@ -51,6 +51,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     study.add_argument(
         "--quiet", action="store_true", help="no progress bar; one JSON summary line at the end"
     )
+    study.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write each member's scalars to DIR/tensorboard/ (extra: tensorboard)",
+    )
     study.set_defaults(run=cmd_study)
 
 
@@ -76,6 +81,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         report=not args.no_report,
         torch_threads=args.threads,
+        tensorboard=args.tensorboard,
     )
     if args.quiet:
         print(json.dumps(result.to_dict()))

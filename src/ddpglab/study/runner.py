@@ -27,6 +27,7 @@ from ddpglab.study.driver import Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
 from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
 from ddpglab.study.worker import JobTask
+from ddpglab.tensorboard import LOG_DIR, TensorBoardStore, require_tensorboard
 
 STORE = "results.sqlite"
 #: What a study writes in its folder; ``--overwrite`` removes exactly these.
@@ -38,6 +39,7 @@ STUDY_ARTIFACTS = (
     "errors.log",
     "runs",
     "report",
+    "tensorboard",
 )
 
 
@@ -194,6 +196,7 @@ def run_study(
     progress: bool = False,
     report: bool = True,
     torch_threads: int | None = None,
+    tensorboard: bool = False,
 ) -> StudyResult:
     """Run (or resume) a study into the folder ``out``; the Python API of ``ddpglab study``.
 
@@ -208,6 +211,8 @@ def run_study(
         progress: show the live progress bar (only when stderr is a terminal).
         report: write ``out/report/`` at the end (when the report module is installed).
         torch_threads: torch threads per worker (default: cores // workers, at least 1).
+        tensorboard: also write each member's scalars to ``out/tensorboard/<variant>/seed<s>``
+            (needs the ``tensorboard`` extra).
 
     Workers are fresh processes that import the caller's main module, so a script that
     calls this needs the ``if __name__ == "__main__":`` guard.
@@ -221,6 +226,8 @@ def run_study(
     all_seeds = {v.name: list(study.seeds) for v in study.variants}
     check_out_dir(out, study, overwrite)
     check_resources(study, plan_jobs(study, all_seeds, workers, seeds_per_job))
+    if tensorboard:
+        require_tensorboard()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -238,10 +245,15 @@ def run_study(
             n_runs = sum(len(seeds) for seeds in pending.values())
             unit = "env steps" if study.by_steps else "episodes"
             display = StudyProgress(study.name, len(tasks), n_runs * study.budget, unit, progress)
-            driver = Driver(store, out, plan.workers, study.budget, study.by_steps, display)
-            if tasks:
-                with display:
-                    driver.run(tasks)
+            writer = TensorBoardStore(store, out / LOG_DIR) if tensorboard else store
+            driver = Driver(writer, out, plan.workers, study.budget, study.by_steps, display)
+            try:
+                if tasks:
+                    with display:
+                        driver.run(tasks)
+            finally:
+                if tensorboard:
+                    writer.close_writers()
             result = _result(study, out, store, [t[1] for t in tasks], skipped)
     result.wall_s = time.perf_counter() - start
     if report:
