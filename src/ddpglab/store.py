@@ -1,23 +1,38 @@
 """SQLite results store: runs, episodes, evaluations and checkpoints.
 
-One row in ``runs`` per member (seed). Every finished episode is one row in ``episodes``;
-the episodes that end on the same env step are written in one transaction, so a killed
-process leaves only whole episodes behind. Evaluations and checkpoints are keyed by env
+One row in ``runs`` per member (seed), with its status (pending, running, done, failed),
+host, library versions and the git commit of ddpglab (see :func:`git_commit`). Every
+finished episode is one row in ``episodes``. Evaluations and checkpoints are keyed by env
 steps: a run with a step budget can end mid-episode, after one at the same episode count.
 Plots, tables and summaries are derived from this file.
+
+Crash safety: the file is in WAL mode with ``synchronous=NORMAL`` and has one writer (the
+trainer, or a study's driver); readers never block it. Every write method is one
+transaction, so the episodes of one :meth:`ResultsStore.add_episodes` call (those that end
+on the same env step) land together or not at all. A process killed at any moment, even
+with SIGKILL, leaves a store that opens, passes ``PRAGMA integrity_check`` and holds every
+committed transaction; only a power loss or OS crash can lose the last few commits, never
+consistency. The schema is created in one transaction too.
+
+Migration: stores written before ``runs.git_commit`` existed gain that (nullable) column
+when opened by :class:`ResultsStore`; their old runs keep NULL there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import platform
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS runs (
     run_id      INTEGER PRIMARY KEY,
     env_id      TEXT NOT NULL,
@@ -28,6 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT,
     host        TEXT,
     versions    TEXT,
+    git_commit  TEXT,  -- ddpglab's commit, "-dirty" if changed (see git_commit()); NULL if unknown
     started_at  REAL,
     finished_at REAL
 );
@@ -65,7 +81,49 @@ CREATE TABLE IF NOT EXISTS study (  -- a study's store: the spec it runs, one ro
     spec_hash   TEXT NOT NULL,
     created_at  REAL NOT NULL
 );
+COMMIT;
 """
+
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another connection's lock
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the git checkout that ddpglab's source is in, computed once per process.
+
+    ``"<40 hex digits>-dirty"`` when tracked files under the package folder
+    (``src/ddpglab``) differ from that commit, so a run made from edited code says so;
+    untracked files and changes elsewhere in the checkout (tests, docs) do not count. None
+    when git is missing, slow (over 5 s), the package is not tracked in a checkout (an
+    installed wheel, or a copy inside some other repository's ignored folder) or the
+    checkout has no commit yet.
+    """
+    package = Path(__file__).resolve().parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["LC_ALL"] = "C"
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(package), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+            env=env,
+        ).stdout
+
+    try:
+        if not git("ls-files", "--", "__init__.py").strip():
+            return None  # not tracked here: the enclosing repository is not ddpglab's
+        status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = status.splitlines()
+    head = next((ln.split()[2] for ln in lines if ln.startswith("# branch.oid ")), None)
+    if head is None or head == "(initial)":
+        return None
+    dirty = any(not ln.startswith("#") for ln in lines)
+    return head + ("-dirty" if dirty else "")
 
 
 def library_versions() -> dict[str, str]:
@@ -106,15 +164,44 @@ def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
 
 
 class ResultsStore:
-    """A connection to ``results.sqlite`` in WAL mode (one writer, any number of readers)."""
+    """A connection to ``results.sqlite`` in WAL mode (one writer, any number of readers).
+
+    Opening creates the file and its schema if needed and adds columns that older stores
+    lack (``runs.git_commit``). Each write method commits one transaction.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(
+                    f"{self.path}: cannot use WAL mode here (journal_mode stays {mode!r})"
+                )
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Add ``runs.git_commit`` to a store written before it existed."""
+        if "git_commit" in self._columns("runs"):
+            return
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")  # recheck under the write lock
+                if "git_commit" not in self._columns("runs"):
+                    self.conn.execute("ALTER TABLE runs ADD COLUMN git_commit TEXT")
+        except sqlite3.OperationalError as err:
+            if "readonly" not in str(err):  # a read-only store is read as it is
+                raise
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def close(self) -> None:
         self.conn.close()
@@ -133,12 +220,12 @@ class ResultsStore:
         variant: str = "",
         status: str = "running",
     ) -> int:
-        """Register a member's run as running (or ``pending``: not started); returns its
-        ``run_id``."""
+        """Register a member's run as running (or ``pending``: not started), with this
+        host, the library versions and ddpglab's git commit; returns its ``run_id``."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (env_id, seed, variant, config_json, status, host, versions,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " git_commit, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     env_id,
                     seed,
@@ -147,6 +234,7 @@ class ResultsStore:
                     status,
                     platform.node(),
                     json.dumps(library_versions()),
+                    git_commit(),
                     time.time() if status == "running" else None,
                 ),
             )
@@ -189,7 +277,7 @@ class ResultsStore:
 
     def add_episodes(self, rows: Iterable[tuple]) -> None:
         """Insert (run_id, episode, return, length, env_steps, wall_s, critic_loss, mean_q,
-        threshold) rows."""
+        threshold) rows, all in one transaction: after a crash, all of them or none."""
         with self.conn:
             self.conn.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
