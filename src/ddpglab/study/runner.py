@@ -82,10 +82,13 @@ def _as_study(spec: str | Path | dict[str, Any] | StudySpec | Study) -> Study:
 
 def check_out_dir(out: Path, study: Study, overwrite: bool) -> None:
     """Refuse a folder that holds another study (or a train run) unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder")
-    if overwrite or not (out / STORE).exists():
-        return
+    try:  # even looking at the path can fail: a name longer than the file system allows
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} exists and is not a folder")
+        if overwrite or not (out / STORE).exists():
+            return
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
     held = read_study(out / STORE)
     if held is None:
         raise ConfigError(f"--out {out} holds results that are not a study's; pass --overwrite")

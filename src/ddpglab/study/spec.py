@@ -25,10 +25,21 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ddpglab.config import Config, ConfigError, apply_overrides, preset_dict, validate
+from ddpglab.config import (
+    Config,
+    ConfigError,
+    _section_type,
+    apply_overrides,
+    preset_dict,
+    validate,
+)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
+
+#: The largest seed count (``seeds: N``, ``--seeds N``): a count is expanded into a list of
+#: seeds before anything else is checked, and a huge one would exhaust memory.
+MAX_SEED_COUNT = 1_000_000
 
 #: Keys a study decides itself: its seeds and budget, and the runner's thread count.
 STUDY_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")
@@ -129,6 +140,8 @@ class StudySpec(_Strict):
         if isinstance(seeds, int):
             if seeds < 1:
                 raise ValueError("a seed count must be at least 1")
+            if seeds > MAX_SEED_COUNT:
+                raise ValueError(f"a seed count must be at most {MAX_SEED_COUNT}")
             return list(range(seeds))
         return seeds
 
@@ -193,14 +206,16 @@ def _spec_error(origin: str, err: ValidationError) -> ConfigError:
 
 
 def _read_yaml_file(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
-    try:
+    try:  # is_file() too can fail: a name longer than the file system allows
+        if not path.is_file():
+            raise ConfigError(f"{what} not found: {path}")
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read {what} {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -279,11 +294,22 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, dict) and (value or _is_section(dotted)):
             out.update(_flatten(value, f"{dotted}."))  # an empty section sets nothing
-        else:
+        else:  # also {} under an unknown key or a value's key: apply_overrides refuses it
             out[dotted] = value
     return out
+
+
+def _is_section(dotted: str) -> bool:
+    """Whether a dotted key names a config section ("agent", "replay.window")."""
+    section: type[BaseModel] | None = Config
+    for part in dotted.split("."):
+        field = section.model_fields.get(part) if section is not None else None
+        if field is None:
+            return False
+        section, _ = _section_type(field.annotation)
+    return section is not None
 
 
 def _value_at(data: dict[str, Any], dotted: str) -> Any:
