@@ -56,10 +56,27 @@ def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: flo
     torch._foreach_lerp_(target, online, tau)
 
 
+@torch.no_grad()
+def clip_grad_norm_per_member(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """g_k <- g_k min(1, c / ||g_k||) for each member k, ||g_k|| the L2 norm of member k's
+    gradient over all ``params`` (each of leading size K); returns the norms before, (K,).
+
+    Each member is clipped by its own norm, as if it trained alone.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    squares = torch.stack([g.square().flatten(1).sum(dim=1) for g in grads]).sum(dim=0)
+    norms = squares.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms
+
+
 class UpdateStats(NamedTuple):
     """What one update reports, detached: per-member (K,) statistics and per-sample TD errors."""
 
     critic_loss: torch.Tensor  # (K,) the minimised critic loss
+    actor_loss: torch.Tensor  # (K,) the minimised actor loss
     mean_q: torch.Tensor  # (K,) mean Q(s, a) over the batch, before the update
     td_error: torch.Tensor  # (K, B) delta = y - Q(s, a), before the update
 
@@ -113,6 +130,8 @@ class DDPGAgent:
         loss_q = critic_loss(q, y, batch.weights)
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.sum().backward()
+        if cfg.max_grad_norm is not None:
+            clip_grad_norm_per_member(self.critic_params, cfg.max_grad_norm)
         self.critic_opt.step()
 
         q_pi = self.critic(batch.obs, self.actor(batch.obs)).squeeze(-1)
@@ -120,11 +139,13 @@ class DDPGAgent:
         self.actor_opt.zero_grad(set_to_none=True)
         # Only the actor's gradient is wanted; the critic stays as its own step left it.
         loss_pi.sum().backward(inputs=self.actor_params)
+        if cfg.max_grad_norm is not None:
+            clip_grad_norm_per_member(self.actor_params, cfg.max_grad_norm)
         self.actor_opt.step()
 
         soft_update(self._target_params, self._online_params, cfg.tau)
         q = q.detach()
-        return UpdateStats(loss_q.detach(), q.mean(dim=-1), y - q)
+        return UpdateStats(loss_q.detach(), loss_pi.detach(), q.mean(dim=-1), y - q)
 
     def state_dict(self) -> dict[str, Any]:
         return {

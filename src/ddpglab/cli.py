@@ -15,8 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
+from ddpglab.study.spec import MAX_SEED_COUNT
 
 EXIT_USAGE = 2
+
+#: Characters that str.splitlines() (and a terminal) may break a line at. Error messages
+#: quote user input (keys, env ids, paths) that can hold them; they are printed escaped.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks written as escapes (``\\n``), so it stays one line."""
+    return message.translate(_LINE_BREAKS)
+
 
 #: Modules that add subcommands. Each defines ``add_parsers(commands)``, which adds its
 #: subparsers with ``set_defaults(run=handler)``, ``handler(args) -> int`` raising
@@ -28,6 +39,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ddpglab.theory.commands",
 )
 
+# The train options that choose the config (refused with --resume, which reuses the run's):
+# argparse destination -> option.
+CONFIG_OPTIONS = {
+    **{name: f"--{name}" for name in ("preset", "config", "env", "replay", "seed", "seeds")},
+    **{name: f"--{name}" for name in ("episodes", "steps")},
+    "overrides": "--set",
+}
+
 # What a finished or running ``ddpglab train`` leaves in its output folder.
 RUN_ARTIFACTS = (
     "results.sqlite",
@@ -38,6 +57,8 @@ RUN_ARTIFACTS = (
     "curve.png",
     "checkpoints",
     "tensorboard",
+    "state.npz",
+    "state.npz.tmp",
 )
 
 
@@ -45,7 +66,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -59,6 +80,8 @@ def parse_seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(msg) from None
     if count < 1:
         raise argparse.ArgumentTypeError("--seeds needs at least 1")
+    if count > MAX_SEED_COUNT:
+        raise argparse.ArgumentTypeError(f"--seeds allows at most {MAX_SEED_COUNT} members")
     return list(range(count))
 
 
@@ -99,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run in --out from its saved state, with its own config",
+    )
+    train.add_argument(
         "--tensorboard",
         action="store_true",
         help="also write each member's scalars to OUT/tensorboard/ (extra: tensorboard)",
@@ -130,12 +158,12 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
 
 def prepare_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse a folder that holds another run unless ``overwrite``; then clear its artifacts."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder")
-    present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
-    if present and not overwrite:
-        raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
-    try:
+    try:  # even looking at the path can fail: a name longer than the file system allows
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} exists and is not a folder")
+        present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
+        if present and not overwrite:
+            raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
         for name in present:
             path = out / name
             if path.is_dir():
@@ -147,11 +175,32 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
 
 
+def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
+    """The config of the unfinished run in ``--out``, and whether it has a state to resume
+    from (without one, it starts over)."""
+    given = [flag for name, flag in CONFIG_OPTIONS.items() if getattr(args, name) not in (None, [])]
+    if given:
+        raise ConfigError(f"--resume continues the run in --out with its config; drop {given[0]}")
+    config_file = args.out / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"--resume: no run to resume in {args.out} (no config.yaml)")
+    if (args.out / "summary.json").exists():
+        raise ConfigError(f"--resume: the run in {args.out} has finished")
+    from ddpglab.trainer import STATE_FILE
+
+    return load_config(None, config_file), (args.out / STATE_FILE).is_file()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.envs import make_env
     from ddpglab.trainer import check_buffer_fits, train
 
-    config = resolve_train_config(args)
+    if args.resume:
+        config, has_state = resume_train_config(args)
+        if not has_state:
+            print(f"ddpglab: no saved state in {args.out}; the run starts over", file=sys.stderr)
+    else:
+        config, has_state = resolve_train_config(args), False
     env = make_env(config.env.id, config.env.max_episode_steps)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
@@ -161,15 +210,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ddpglab.tensorboard import require_tensorboard
 
         require_tensorboard()
-    prepare_out_dir(args.out, args.overwrite)
-    summary = train(config, args.out, progress=not args.quiet, tensorboard=args.tensorboard)
+    if not has_state:
+        prepare_out_dir(args.out, args.overwrite or args.resume)
+    summary = train(
+        config,
+        args.out,
+        progress=not args.quiet,
+        tensorboard=args.tensorboard,
+        resume=has_state,
+    )
     if not args.quiet:
         from ddpglab.report.console import print_summary
 
         print_summary(summary, args.out)
     else:
         print(json.dumps({"out": str(args.out), "wall_s": round(summary.wall_s, 2)}))
-    return 0
+    return 1 if any(member.error for member in summary.members) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,9 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as err:
-        print(f"ddpglab: error: {err}", file=sys.stderr)
+        print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except OSError as err:  # a write failed (disk full, read-only): what was saved stays
+        print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        state_path = getattr(err, "state_path", None)  # a TrainingInterrupted saved its state
+        if state_path is not None:
+            print(f"ddpglab: {err}; state saved, continue with --resume", file=sys.stderr)
+            return 128 + err.signum
         print("ddpglab: interrupted", file=sys.stderr)
         return 130
 

@@ -68,6 +68,12 @@ class AgentConfig(_Section):
         description="output layers drawn from U(-v, v) as in Lillicrap et al.; "
         "None keeps PyTorch's fan-in default",
     )
+    max_grad_norm: float | None = Field(
+        None,
+        gt=0,
+        description="clip each member's actor and critic gradients to this L2 norm "
+        "(None: no clipping)",
+    )
 
     @model_validator(mode="after")
     def _hidden_positive(self) -> AgentConfig:
@@ -190,6 +196,12 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(
         50, ge=0, description="save actor weights every N episodes (0: only at the end)"
     )
+    state_every: int = Field(
+        10,
+        ge=0,
+        description="save the full training state, to resume from, every N episodes per "
+        "member (0: only when stopped by SIGINT or SIGTERM)",
+    )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
 
     @model_validator(mode="after")
@@ -231,6 +243,8 @@ def _read_yaml(text: str, origin: str) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{origin}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{origin}: not valid YAML (nested too deeply)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -253,7 +267,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects dotted.key=value, got '{item}'")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # not YAML: the text itself is the value
         value = raw
     return key.strip(), value
 
@@ -345,9 +359,9 @@ def load_config(
     data = preset_dict(preset) if preset else {}
     if file is not None:
         path = Path(file)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
+        try:  # is_file() too can fail: a name longer than the file system allows
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {path}")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read config file {path}: {err}") from None
@@ -360,6 +374,16 @@ def load_config(
             else:
                 data[section] = values
     return validate(apply_overrides(data, overrides or {}))
+
+
+def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a saved state's config is the current one, up to the torch thread count
+    (which changes speed, not what is trained)."""
+
+    def without_threads(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "train": {**config["train"], "torch_threads": None}}
+
+    return without_threads(saved) == without_threads(current)
 
 
 def to_yaml(config: Config) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -19,6 +21,11 @@ def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> gym
 
     The env must have a flat Box observation space and a bounded Box action space.
     """
+    # gymnasium reads "module:name" as "import module, then make name"; it fails with
+    # ValueError or TypeError on more colons, an empty or a relative module name.
+    module, colon, _ = env_id.rpartition(":")
+    if colon and (not module or ":" in module or module.startswith(".")):
+        raise ConfigError(f"malformed env id '{env_id}': expected [module:]name-vN")
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
     except gym.error.Error as err:
@@ -62,6 +69,11 @@ class MemberEnvs:
 
     Member k's env is seeded with ``seeds[k]`` on its first reset (and its action space
     too), so its trajectory does not depend on which other members run beside it.
+
+    To be restored mid-episode (:meth:`state_dict`), each member remembers how its current
+    episode began (its env's RNG state before the reset, or the seed of the first one) and
+    the actions taken since: an env that is deterministic given its RNG replays to the
+    same state, which needs no access to its internals (Box2D bodies cannot be copied).
     """
 
     def __init__(self, env_id: str, seeds: list[int], max_episode_steps: int | None = None):
@@ -76,6 +88,13 @@ class MemberEnvs:
         for k, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
             env.action_space.seed(seed)
             self.obs[k] = env.reset(seed=seed)[0]
+        max_steps = self.envs[0].spec.max_episode_steps
+        self.episode_actions = np.zeros((len(seeds), max_steps, self.act_dim), np.float32)
+        self.episode_steps = np.zeros(len(seeds), dtype=np.int64)
+        self._members = np.arange(len(seeds))
+        # Per member: its env's RNG state just before the reset that began the current
+        # episode; None while that reset is the seeded first one.
+        self.reset_rng_states: list[dict[str, Any] | None] = [None] * len(seeds)
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -96,10 +115,53 @@ class MemberEnvs:
         truncated = np.empty(k_members, dtype=bool)
         for k, env in enumerate(self.envs):
             next_obs[k], rewards[k], terminated[k], truncated[k], _ = env.step(env_actions[k])
+        self.episode_actions[self._members, self.episode_steps] = actions
+        self.episode_steps += 1
         self.obs = next_obs.copy()
         for k in np.flatnonzero(terminated | truncated):
-            self.obs[k] = self.envs[k].reset()[0]
+            env = self.envs[k]
+            self.reset_rng_states[k] = env.unwrapped.np_random.bit_generator.state
+            self.obs[k] = env.reset()[0]
+            self.episode_steps[k] = 0
         return self.obs, next_obs, rewards, terminated, truncated
+
+    def state_dict(self) -> dict[str, Any]:
+        """How each member's current episode began and the actions taken since."""
+        return {
+            "obs": self.obs,
+            "reset_rng_states": list(self.reset_rng_states),
+            "episode_actions": [
+                self.episode_actions[k, :n] for k, n in enumerate(self.episode_steps)
+            ],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replay each member's current episode into its env, up to the saved step.
+
+        Raises:
+            RuntimeError: an env did not come back to the saved observation (it is not
+                deterministic given its RNG), so the run cannot continue exactly.
+        """
+        for k, env in enumerate(self.envs):
+            rng_state = state["reset_rng_states"][k]
+            if rng_state is None:
+                obs = env.reset(seed=self.seeds[k])[0]
+            else:
+                env.unwrapped.np_random.bit_generator.state = rng_state
+                obs = env.reset()[0]
+            actions = np.asarray(state["episode_actions"][k], dtype=np.float32)
+            for action in rescale_action(actions, self.low, self.high):
+                obs = env.step(action)[0]
+            if not np.array_equal(np.asarray(obs, dtype=np.float32), state["obs"][k]):
+                raise RuntimeError(
+                    f"env {env.spec.id} did not replay to its saved state (member {k}): "
+                    "it is not deterministic given its RNG, so the run cannot resume exactly"
+                )
+            self.reset_rng_states[k] = rng_state
+            n = len(actions)
+            self.episode_actions[k, :n] = actions
+            self.episode_steps[k] = n
+        self.obs[...] = state["obs"]
 
     def close(self) -> None:
         for env in self.envs:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ddpglab.config import NoiseConfig
-from ddpglab.seeding import member_rngs
+from ddpglab.seeding import member_rngs, rng_states, set_rng_states
 
 
 class OrnsteinUhlenbeckNoise:
@@ -45,6 +47,13 @@ class OrnsteinUhlenbeckNoise:
         self.state += self.theta * (self.mu - self.state) + self.sigma * self._eps
         return (self.scale * self.state).astype(np.float32)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "rngs": rng_states(self.rngs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state[...] = state["state"]
+        set_rng_states(self.rngs, state["rngs"])
+
 
 class GaussianNoise:
     """Uncorrelated noise: scale * eps_t, eps_t ~ N(0, I); ``scale`` is the standard deviation."""
@@ -62,6 +71,12 @@ class GaussianNoise:
             rng.standard_normal(out=row)
         return (self.scale * self._eps).astype(np.float32)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rngs": rng_states(self.rngs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_rng_states(self.rngs, state["rngs"])
+
 
 class NoNoise:
     """Zero noise (pure exploitation)."""
@@ -74,6 +89,12 @@ class NoNoise:
 
     def __call__(self) -> np.ndarray:
         return self.zeros
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
 
 
 def make_noise(config: NoiseConfig, act_dim: int, seeds: list[int]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -20,3 +21,14 @@ def derive_seed(seed: int, stream: str) -> int:
 def member_rngs(seeds: list[int], stream: str) -> list[np.random.Generator]:
     """One numpy Generator per member for the named stream."""
     return [np.random.default_rng(derive_seed(s, stream)) for s in seeds]
+
+
+def rng_states(rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
+    """Each Generator's exact position in its stream, for a checkpoint."""
+    return [rng.bit_generator.state for rng in rngs]
+
+
+def set_rng_states(rngs: list[np.random.Generator], states: list[dict[str, Any]]) -> None:
+    """Put each Generator back where :func:`rng_states` found it."""
+    for rng, state in zip(rngs, states, strict=True):
+        rng.bit_generator.state = state

@@ -268,6 +268,23 @@ class ResultsStore:
                 (name, spec_json, spec_hash, time.time()),
             )
 
+    def rewind_run(self, run_id: int, episodes: int, env_steps: int) -> None:
+        """A run resumes from a saved state after ``episodes`` episodes and ``env_steps``
+        steps: forget what it recorded after that, and mark it running, in one transaction."""
+        with self.conn:
+            self.conn.execute(
+                "DELETE FROM episodes WHERE run_id = ? AND episode > ?", (run_id, episodes)
+            )
+            for table in ("evals", "checkpoints"):
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE run_id = ? AND env_steps > ?", (run_id, env_steps)
+                )
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
+                " WHERE run_id = ?",
+                (run_id,),
+            )
+
     def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
         with self.conn:
             self.conn.execute(

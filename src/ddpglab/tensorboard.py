@@ -50,7 +50,8 @@ class TensorBoardStore:
     Args:
         store: the store every call goes to first.
         log_dir: the TensorBoard log directory; a member's folder there is emptied when its
-            first scalar is written, so a rerun (a resumed study) never mixes two attempts.
+            first scalar is written, so a rerun (a resumed study) never mixes two attempts;
+            a run resumed from a saved state (:meth:`rewind_run`) keeps its events up to it.
     """
 
     def __init__(self, store: ResultsStore, log_dir: str | Path):
@@ -60,6 +61,7 @@ class TensorBoardStore:
         self.log_dir = Path(log_dir)
         self._writer_type = SummaryWriter
         self._writers: dict[int, Any] = {}
+        self._resumed_after: dict[int, int] = {}  # run_id -> env steps it resumes after
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -69,10 +71,21 @@ class TensorBoardStore:
         if writer is None:
             run = next(r for r in self._store.runs() if r["run_id"] == run_id)
             folder = self.log_dir / member_folder(run["variant"], run["seed"])
-            shutil.rmtree(folder, ignore_errors=True)
-            writer = self._writer_type(log_dir=str(folder), flush_secs=10)
+            resumed_after = self._resumed_after.get(run_id)
+            if resumed_after is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                writer = self._writer_type(log_dir=str(folder), flush_secs=10)
+            else:  # keep the events up to the saved state, hide the later ones
+                writer = self._writer_type(
+                    log_dir=str(folder), flush_secs=10, purge_step=resumed_after + 1
+                )
             self._writers[run_id] = writer
         return writer
+
+    def rewind_run(self, run_id: int, episodes: int, env_steps: int) -> None:
+        """The run resumes from a saved state: TensorBoard hides its events after it."""
+        self._store.rewind_run(run_id, episodes, env_steps)
+        self._resumed_after[run_id] = env_steps
 
     def add_episodes(self, rows: list[tuple]) -> None:
         """Store the episode rows, then write their non-empty fields as scalars."""

@@ -8,9 +8,13 @@ once. Member k's numbers depend on its own seed only.
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +22,26 @@ import numpy as np
 import torch
 
 from ddpglab.agent import DDPGAgent
-from ddpglab.config import Config, ConfigError
+from ddpglab.checkpoint import handle_stop_signals, load_state, save_state
+from ddpglab.config import Config, ConfigError, same_run_config
 from ddpglab.envs import MemberEnvs, make_env, rescale_action
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
 from ddpglab.replay import STRATEGIES, make_buffer
-from ddpglab.seeding import derive_seed, member_rngs
+from ddpglab.seeding import derive_seed, member_rngs, rng_states, set_rng_states
 from ddpglab.store import ResultsStore
+from ddpglab.summary import LearningStats, MemberSummary, TrainSummary
+
+STATE_FILE = "state.npz"
+STATE_FORMAT = 1
 
 
-@dataclass
-class MemberSummary:
-    """One member's (seed's) results."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training, after the full state was saved."""
 
-    seed: int
-    episodes: int = 0
-    env_steps: int = 0
-    returns: list[float] = field(default_factory=list)
-    eval_return: float | None = None
-
-
-@dataclass
-class TrainSummary:
-    """What ``summary.json`` holds."""
-
-    env_id: str
-    wall_s: float
-    env_steps_per_s: float
-    members: list[MemberSummary]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def __init__(self, signum: int, state_path: Path | None):
+        self.signum, self.state_path = signum, state_path
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
 def check_buffer_fits(kind: str, capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
@@ -70,6 +63,9 @@ class Trainer:
         out_dir: where checkpoints go (``out_dir/checkpoints``); None keeps no checkpoints.
         store: results store receiving every episode, evaluation and checkpoint; optional.
         progress: show a live progress bar (only when stderr is a terminal).
+        state_path: where the full training state is saved every ``train.state_every``
+            episodes and when SIGINT or SIGTERM stops the run (default
+            ``out_dir/state.npz``; None without ``out_dir``). Removed when the run finishes.
     """
 
     def __init__(
@@ -78,9 +74,13 @@ class Trainer:
         out_dir: str | Path | None = None,
         store: ResultsStore | None = None,
         progress: bool = False,
+        state_path: str | Path | None = None,
     ):
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if state_path is None and self.out_dir is not None:
+            state_path = self.out_dir / STATE_FILE
+        self.state_path = Path(state_path) if state_path is not None else None
         self.store = store
         self.progress = progress
         self.seeds = list(config.train.seeds)
@@ -114,12 +114,17 @@ class Trainer:
         self.run_ids: list[int | None] = [None] * k_members
         # Loop state: which members still spend their budget, and their env steps so far.
         self.active = np.ones(k_members, dtype=bool)
+        self.failed = np.zeros(k_members, dtype=bool)  # stopped by a NaN or Inf
         self.env_steps = np.zeros(k_members, dtype=np.int64)
         self.learning = LearningStats(k_members)
         # env_steps at each member's latest evaluation / checkpoint: never twice per policy.
         self._evaluated_at = np.full(k_members, -1, dtype=np.int64)
         self._checkpointed_at = np.full(k_members, -1, dtype=np.int64)
+        self.step = 0  # env steps taken in lockstep (each member's budget counts its own)
+        self._state_saved_at = 0  # mean episodes per member at the latest state save
+        self._wall_before = 0.0  # wall time spent before a resume
         self._start = time.perf_counter()
+        self._stop_signal: int | None = None
 
     # -- acting ---------------------------------------------------------------------------
 
@@ -130,7 +135,9 @@ class Trainer:
             return np.stack(
                 [rng.uniform(-1.0, 1.0, act_dim) for rng in self.random_action_rngs]
             ).astype(np.float32)
-        return np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
+        actions = np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
+        actions[self.failed] = 0.0  # a failed member's policy may be NaN; its env need not be
+        return actions
 
     def evaluate(self, members: list[int]) -> dict[int, list[float]]:
         """Deterministic returns (no noise) of ``eval_episodes`` episodes per given member.
@@ -139,10 +146,7 @@ class Trainer:
         """
         n_episodes = self.config.train.eval_episodes
         for k in members:
-            if k not in self._eval_envs:
-                env = make_env(self.config.env.id, self.config.env.max_episode_steps)
-                env.reset(seed=derive_seed(self.seeds[k], "eval"))
-                self._eval_envs[k] = env
+            self._eval_env(k)
         returns: dict[int, list[float]] = {k: [] for k in members}
         for _ in range(n_episodes):
             obs = np.zeros((len(self.seeds), self.envs.obs_dim), dtype=np.float32)
@@ -158,6 +162,14 @@ class Trainer:
                     if term or trunc:
                         returns[k].append(running.pop(k))
         return returns
+
+    def _eval_env(self, k: int) -> Any:
+        """Member k's eval env, made and seeded on first use."""
+        if k not in self._eval_envs:
+            env = make_env(self.config.env.id, self.config.env.max_episode_steps)
+            env.reset(seed=derive_seed(self.seeds[k], "eval"))
+            self._eval_envs[k] = env
+        return self._eval_envs[k]
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -202,12 +214,104 @@ class Trainer:
             if self.store is not None:
                 self.store.add_eval(self.run_ids[k], member.episodes, member.env_steps, returns)
 
+    # -- full state, to resume from ---------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the loop needs to continue exactly: networks and optimisers, replay
+        contents and strategy state, noise, every RNG, each env's episode so far, counters."""
+        return {
+            "format": STATE_FORMAT,
+            "config": self.config.model_dump(mode="json"),
+            "step": self.step,
+            "wall_s": time.perf_counter() - self._start,
+            "run_ids": self.run_ids,
+            "members": [asdict(m) for m in self.members],
+            "active": self.active,
+            "failed": self.failed,
+            "env_steps": self.env_steps,
+            "evaluated_at": self._evaluated_at,
+            "checkpointed_at": self._checkpointed_at,
+            "state_saved_at": self._state_saved_at,
+            "learning": self.learning.state_dict(),
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "noise": self.noise.state_dict(),
+            "random_actions": rng_states(self.random_action_rngs),
+            "envs": self.envs.state_dict(),
+            "eval_envs": {
+                int(k): env.unwrapped.np_random.bit_generator.state
+                for k, env in self._eval_envs.items()
+            },
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`, on a Trainer freshly made with the same config.
+
+        Raises:
+            ConfigError: the state belongs to another config or to another ddpglab format.
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"saved state has format {state.get('format')}, not {STATE_FORMAT}")
+        if not same_run_config(state["config"], self.config.model_dump(mode="json")):
+            raise ConfigError("saved state belongs to a different config")
+        self.step, self._wall_before = int(state["step"]), float(state["wall_s"])
+        self.run_ids = list(state["run_ids"])
+        self.members = [MemberSummary(**m) for m in state["members"]]
+        self.active[...] = state["active"]
+        self.failed[...] = state["failed"]
+        self.env_steps[...] = state["env_steps"]
+        self._evaluated_at[...] = state["evaluated_at"]
+        self._checkpointed_at[...] = state["checkpointed_at"]
+        self._state_saved_at = int(state["state_saved_at"])
+        self.learning.load_state_dict(state["learning"])
+        self.agent.load_state_dict(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.noise.load_state_dict(state["noise"])
+        set_rng_states(self.random_action_rngs, state["random_actions"])
+        self.envs.load_state_dict(state["envs"])
+        for k, rng_state in state["eval_envs"].items():
+            self._eval_env(int(k)).unwrapped.np_random.bit_generator.state = rng_state
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_state(self) -> None:
+        """Write :meth:`state_dict` to ``state_path`` atomically (nothing without a path)."""
+        if self.state_path is not None:
+            save_state(self.state_path, self.state_dict())
+
+    def resume(self) -> bool:
+        """Load the state saved at ``state_path``, if there is one; True if it was."""
+        if self.state_path is None or not self.state_path.exists():
+            return False
+        self.load_state_dict(load_state(self.state_path))
+        return True
+
+    def _signals_stop_the_loop(self) -> AbstractContextManager[None]:
+        """SIGINT and SIGTERM end the loop at the end of a step, with the state saved."""
+        if self.state_path is None:
+            return nullcontext()
+
+        def note(signum: int) -> None:
+            self._stop_signal = signum
+
+        return handle_stop_signals(note)
+
+    def _save_state_when_due(self) -> None:
+        """Every ``train.state_every`` episodes per member, on average over members."""
+        every = self.config.train.state_every
+        if not every or self.state_path is None:
+            return
+        episodes = sum(m.episodes for m in self.members) // len(self.members)
+        if episodes >= self._state_saved_at + every:
+            self._state_saved_at = episodes - episodes % every
+            self.save_state()
+
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> TrainSummary:
         """Train until every member has spent its budget; returns the summary."""
         cfg = self.config
-        if self.store is not None:
+        if self.store is not None and self.run_ids[0] is None:
             resolved = cfg.model_dump(mode="json")
             # Each member's row holds the config that reproduces it alone: its seed only.
             self.run_ids = [
@@ -217,39 +321,45 @@ class Trainer:
                 for s in self.seeds
             ]
         try:
-            summary = self._loop()
+            with self._signals_stop_the_loop():
+                summary = self._loop()
         except BaseException as err:
             if self.store is not None:
                 reason = f"{type(err).__name__}: {err}".strip()
-                for run_id in self.run_ids:
-                    self.store.finish_run(run_id, "failed", reason)
+                for run_id, failed in zip(self.run_ids, self.failed, strict=True):
+                    if not failed:  # keep the NaN or Inf that stopped it
+                        self.store.finish_run(run_id, "failed", reason)
             raise
         finally:
             self.envs.close()
             for env in self._eval_envs.values():
                 env.close()
         if self.store is not None:
-            for run_id in self.run_ids:
-                self.store.finish_run(run_id, "done")
+            for run_id, failed in zip(self.run_ids, self.failed, strict=True):
+                if not failed:
+                    self.store.finish_run(run_id, "done")
+        if self.state_path is not None:
+            self.state_path.unlink(missing_ok=True)
         return summary
 
     def _loop(self) -> TrainSummary:
         cfg = self.config
         budget_steps = cfg.train.steps
         batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - self._wall_before
         obs = self.envs.obs
-        step = 0
         bar = TrainProgress(self.members, cfg.train.episodes, budget_steps, self.progress)
 
         with bar:
             while self.active.any():
-                actions = self._explore(obs, step)
+                actions = self._explore(obs, self.step)
                 obs_after, next_obs, rewards, terminated, truncated = self.envs.step(actions)
+                self.step += 1
+                step = self.step
+                self.env_steps += self.active
+                self._check_finite_env(obs_after, next_obs, rewards)
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
-                step += 1
-                self.env_steps += self.active
                 if len(self.buffer) > batch_size:
                     for _ in range(updates_per_step):
                         self._learn(batch_size)
@@ -266,6 +376,11 @@ class Trainer:
                     self.buffer.set_progress(self._progress())
                 if ended.size or step % 1000 == 0:
                     bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
+                if ended.size and self.active.any():
+                    self._save_state_when_due()
+                if self._stop_signal is not None:
+                    self.save_state()
+                    raise TrainingInterrupted(self._stop_signal, self.state_path)
 
         wall = time.perf_counter() - self._start
         total_steps = sum(m.env_steps for m in self.members)
@@ -288,8 +403,53 @@ class Trainer:
         batch = self.buffer.sample(batch_size)
         stats = self.agent.update(batch)
         self.learning.add(stats.critic_loss, stats.mean_q)
+        finite = (
+            stats.critic_loss.isfinite() & stats.actor_loss.isfinite() & stats.mean_q.isfinite()
+        )
+        if not finite.all():
+            self._fail_nonfinite(
+                ~finite.numpy(),
+                {
+                    "critic loss": stats.critic_loss,
+                    "actor loss": stats.actor_loss,
+                    "Q": stats.mean_q,
+                },
+            )
         if self.buffer.needs_priorities:
-            self.buffer.update_priorities(batch.indices, stats.td_error.numpy())
+            td_error = stats.td_error.numpy()
+            td_error[self.failed] = 0.0  # keeps a failed member's sum tree finite
+            self.buffer.update_priorities(batch.indices, td_error)
+
+    def _check_finite_env(self, obs: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> None:
+        """A non-finite reward or observation fails its member; the values are zeroed in place
+        so that replay structures (reward bins, strata) stay finite for every member."""
+        finite = np.isfinite(rewards) & np.isfinite(next_obs).all(axis=1)
+        if finite.all():
+            return
+        quantities = {"reward": rewards, "observation": np.abs(next_obs).max(axis=1)}
+        self._fail_nonfinite(~finite, quantities)
+        for array in (obs, next_obs, rewards):
+            np.nan_to_num(array, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _fail_nonfinite(self, struck: np.ndarray, quantities: dict[str, Any]) -> None:
+        """Stop the members ``struck`` (K,) that have not failed yet, naming the first
+        non-finite quantity of each; the others go on."""
+        for k in np.flatnonzero(struck & ~self.failed):
+            name, value = next(
+                (name, float(values[k]))
+                for name, values in quantities.items()
+                if not math.isfinite(float(values[k]))
+            )
+            member = self.members[k]
+            kind = "nan" if math.isnan(value) else "inf"
+            message = (
+                f"member {k} (seed {member.seed}): {name} is {kind} at env step {self.env_steps[k]}"
+            )
+            member.error = message
+            self.failed[k], self.active[k] = True, False
+            print(f"ddpglab: warning: {message}; the other members go on", file=sys.stderr)
+            if self.store is not None:
+                self.store.finish_run(self.run_ids[k], "failed", message)
 
     def _end_episodes(self, ended: np.ndarray) -> None:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
@@ -338,33 +498,6 @@ class Trainer:
             self._checkpoint(k)
 
 
-class LearningStats:
-    """Per-member sums of critic loss and mean Q over the updates of the current episode."""
-
-    def __init__(self, members: int):
-        self.updates = np.zeros(members, dtype=np.int64)
-        self.loss_sum = torch.zeros(members)
-        self.q_sum = torch.zeros(members)
-
-    def add(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
-        """Accumulate one update's statistics, staying in torch (no conversion per step)."""
-        self.loss_sum += critic_loss
-        self.q_sum += mean_q
-        self.updates += 1
-
-    def means(self, k: int) -> tuple[float | None, float | None]:
-        """Member k's mean critic loss and mean Q this episode; None if it did not learn."""
-        n = int(self.updates[k])
-        if n == 0:
-            return None, None
-        return float(self.loss_sum[k]) / n, float(self.q_sum[k]) / n
-
-    def reset(self, members: np.ndarray) -> None:
-        self.updates[members] = 0
-        self.loss_sum[members] = 0.0
-        self.q_sum[members] = 0.0
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -376,17 +509,21 @@ def train(
     out: str | Path | None = None,
     progress: bool = False,
     tensorboard: bool = False,
+    resume: bool = False,
 ) -> TrainSummary:
     """Train one member per seed in ``config.train.seeds``; the Python API of ``ddpglab train``.
 
     With ``out``, writes ``config.yaml``, ``results.sqlite``, ``checkpoints/``, ``curve.png``
     and ``summary.json`` there (the folder is created; existing run files are not checked,
     see the CLI for that), and with ``tensorboard`` also each member's scalars in
-    ``out/tensorboard/``. Without ``out``, nothing is written and only the summary is returned.
+    ``out/tensorboard/``. While training, ``out/state.npz`` holds the latest full state;
+    with ``resume``, training continues from it (when present) as if it never stopped,
+    and the store forgets what the runs recorded after it. Without ``out``, nothing is
+    written and only the summary is returned.
     """
     if out is None:
-        if tensorboard:
-            raise ConfigError("tensorboard logging needs an output folder")
+        if tensorboard or resume:
+            raise ConfigError("tensorboard logging and resuming need an output folder")
         return Trainer(config, progress=progress).run()
     from ddpglab.config import to_yaml
     from ddpglab.report.curves import plot_learning_curves
@@ -394,6 +531,7 @@ def train(
     out = Path(out)
     # Envs, networks and buffer first: a config the machine cannot hold fails before any file.
     trainer = Trainer(config, out, progress=progress)
+    resumed = resume and trainer.resume()
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
@@ -403,6 +541,9 @@ def train(
             trainer.store = TensorBoardStore(store, out / LOG_DIR)
         else:
             trainer.store = store
+        if resumed:
+            for run_id, member in zip(trainer.run_ids, trainer.members, strict=True):
+                trainer.store.rewind_run(run_id, member.episodes, member.env_steps)
         try:
             summary = trainer.run()
         finally:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ddpglab.replay.window import WindowSchedule
-from ddpglab.seeding import member_rngs
+from ddpglab.seeding import member_rngs, rng_states, set_rng_states
 
 
 class Batch(NamedTuple):
@@ -160,16 +160,12 @@ class ReplayBuffer:
         slots = members * capacity * cls.slots_per_capacity
         return slots * (4 * (2 * obs_dim + act_dim + 2) + 1)
 
+    #: The per-slot arrays, each (K, slots, ...).
+    SLOT_ARRAYS = ("obs", "actions", "rewards", "next_obs", "terminated", "episode_end")
+
     def storage_arrays(self) -> tuple[np.ndarray, ...]:
         """Every per-slot array, each (K, slots, ...)."""
-        return (
-            self.obs,
-            self.actions,
-            self.rewards,
-            self.next_obs,
-            self.terminated,
-            self.episode_end,
-        )
+        return tuple(getattr(self, name) for name in self.SLOT_ARRAYS)
 
     def __len__(self) -> int:
         return self.size
@@ -296,26 +292,38 @@ class ReplayBuffer:
         "window",
     )
 
+    def used_slots(self) -> list[tuple[int, int]]:
+        """Slot ranges [start, stop) that may hold a transition of some member; the ring
+        fills from slot 0, so until it wraps only its first ``size`` slots do."""
+        return [(0, self.size)]
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue sampling exactly where this buffer stands."""
+        """Everything needed to continue sampling exactly where this buffer stands.
+
+        The storage arrays appear as views of their used slot ranges only, so that a
+        checkpoint of a large, partly filled buffer is small and needs no copy of it.
+        """
+        ranges = self.used_slots()
         state: dict[str, Any] = {
-            "obs": self.obs,
-            "actions": self.actions,
-            "rewards": self.rewards,
-            "next_obs": self.next_obs,
-            "terminated": self.terminated,
-            "episode_end": self.episode_end,
+            "slot_ranges": ranges,
+            "slots": {
+                name: [getattr(self, name)[:, start:stop] for start, stop in ranges]
+                for name in self.SLOT_ARRAYS
+            },
             "pos": self.pos,
             "size": self.size,
-            "rng_states": [rng.bit_generator.state for rng in self.rngs],
+            "rng_states": rng_states(self.rngs),
         }
         state.update({name: getattr(self, name) for name in self._COUNTERS})
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        names = ("obs", "actions", "rewards", "next_obs", "terminated", "episode_end")
-        for name in (*names, *self._COUNTERS):
+        """Restore :meth:`state_dict` into a freshly made buffer of the same shape."""
+        for name in self.SLOT_ARRAYS:
+            parts = state["slots"][name]
+            for (start, stop), part in zip(state["slot_ranges"], parts, strict=True):
+                getattr(self, name)[:, start:stop] = part
+        for name in self._COUNTERS:
             getattr(self, name)[...] = state[name]
         self.pos, self.size = int(state["pos"]), int(state["size"])
-        for rng, rng_state in zip(self.rngs, state["rng_states"], strict=True):
-            rng.bit_generator.state = rng_state
+        set_rng_states(self.rngs, state["rng_states"])

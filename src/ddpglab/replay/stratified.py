@@ -147,6 +147,12 @@ class StratifiedReplay(ReplayBuffer):
             return region + offsets
         return region + recent_slots(int(self.fifo_pos[k, fifo]), self.capacity, window, offsets)
 
+    def used_slots(self) -> list[tuple[int, int]]:
+        """The ring's used slots, then each FIFO's: both fill from their region's start."""
+        cap = self.capacity
+        good, bad = self.fifo_size.max(axis=0).tolist()
+        return [(0, self.size), (cap, cap + good), (2 * cap, 2 * cap + bad)]
+
     def state_dict(self):
         state = super().state_dict()
         state.update(

@@ -22,7 +22,9 @@ from ddpglab.store import ResultsStore
 from ddpglab.study.display import StudyProgress
 from ddpglab.study.worker import JobTask, run_job
 
-STORE_CALLS = frozenset({"start_run", "add_episodes", "add_eval", "add_checkpoint", "finish_run"})
+STORE_CALLS = frozenset(
+    {"start_run", "rewind_run", "add_episodes", "add_eval", "add_checkpoint", "finish_run"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ class Driver:
     def _track(self, method: str, args: tuple[Any, ...]) -> None:
         if method == "start_run":
             self.status[args[0]] = "running"
+        elif method == "rewind_run":  # a job continues from its saved state
+            self.status[args[0]] = "running"
+            self._count(args[0], args[2] if self.by_steps else args[1])
         elif method == "finish_run":
             self.status[args[0]] = args[1]
             self._count(args[0], self.budget)  # the rest of a failed run will not come
@@ -170,8 +175,14 @@ class Driver:
 
     def _stop(self, live: dict[Connection, _Live], reason: str) -> None:
         """Terminate the workers, keep the whole episodes they sent, fail their runs."""
+        running = {
+            run_id
+            for job in live.values()
+            for run_id in job.info.run_ids.values()
+            if self.status[run_id] not in ("done", "failed")
+        }
         for job in live.values():
-            job.process.terminate()
+            job.process.terminate()  # a worker saves its state on SIGTERM, then stops
         for job in live.values():
             job.process.join(timeout=10)
             if job.process.is_alive():
@@ -179,6 +190,11 @@ class Driver:
         for reader, job in live.items():
             while reader.poll() and self._receive(reader, job):
                 pass
-            job.error = None  # a worker's view of being stopped is not the reason
+            # A worker's view of being stopped is not the reason: the runs it was training
+            # fail with the driver's reason (a member stopped earlier by a NaN keeps its own).
+            job.error = None
+            for run_id in running & set(job.info.run_ids.values()):
+                if self.status[run_id] == "failed":
+                    self.status[run_id] = "running"
             self._end(job, reason)
             reader.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ddpglab.study.spec import Study, Variant
@@ -16,6 +17,7 @@ class Job:
 
     variant: Variant
     seeds: tuple[int, ...]
+    run_ids: tuple[int, ...] | None = None  # the runs it continues from a saved state
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def plan_jobs(
     seeds_per_job: int | None = None,
     cores: int | None = None,
     torch_threads: int | None = None,
+    resumed: Sequence[Job] = (),
 ) -> Plan:
     """Group each variant's pending seeds into jobs, in the study's variant order.
 
@@ -70,11 +73,13 @@ def plan_jobs(
         cores: cores to share among workers (default: :func:`available_cores`).
         torch_threads: threads per worker (default: ``max(1, cores // workers)``, so that
             workers x threads = cores).
+        resumed: jobs that continue from a saved state, with their seed groups; they run
+            first (``pending`` holds none of their seeds).
     """
     cores = cores or available_cores()
     wanted = workers or cores
     size = seeds_per_job or default_seeds_per_job(pending, wanted)
-    jobs = [
+    jobs = list(resumed) + [
         Job(variant, tuple(seeds[i : i + size]))
         for variant in study.variants
         for seeds in [pending.get(variant.name, [])]

@@ -2,9 +2,10 @@
 
 The study folder holds ``results.sqlite`` (with the canonical spec and its hash in the
 ``study`` table), ``spec.yaml`` (the canonical spec: rerunning it resumes),
-``runs/<variant>/checkpoints/`` and, after a study, ``report/``. Re-running a study
-skips the (variant, seed) pairs whose run is done and runs every other pair again from
-scratch, after deleting what an unfinished attempt left.
+``runs/<variant>/checkpoints/``, the jobs' saved states ``runs/<variant>/state-*.npz``
+while they run, and, after a study, ``report/``. Re-running a study skips the (variant,
+seed) pairs whose run is done, continues the jobs that saved a state, and runs every other
+pair again from scratch (see :mod:`ddpglab.study.resume`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import fcntl
 import shutil
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ from ddpglab.store import ResultsStore, read_study
 from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
+from ddpglab.study.resume import resume_state, state_path_for
 from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
 from ddpglab.study.worker import JobTask
 from ddpglab.tensorboard import LOG_DIR, TensorBoardStore, require_tensorboard
@@ -145,46 +146,28 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def resume_state(store: ResultsStore, study: Study, out: Path) -> tuple[dict[str, list[int]], int]:
-    """Keep each pair's latest done run; delete every other run and its checkpoints.
-
-    Returns the seeds still to run per variant and the number of pairs already done.
-    """
-    runs_by_pair: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for run in store.runs():
-        runs_by_pair[(run["variant"], run["seed"])].append(run)
-    done, stale = set(), []
-    for pair, runs in runs_by_pair.items():
-        finished = [r for r in runs if r["status"] == "done"]
-        keep = finished[-1] if finished else None
-        if keep is not None:
-            done.add(pair)
-        stale += [r["run_id"] for r in runs if r is not keep]
-    store.delete_runs(stale)
-    pending = {v.name: [s for s in study.seeds if (v.name, s) not in done] for v in study.variants}
-    for name, seeds in pending.items():
-        for seed in seeds:
-            shutil.rmtree(out / "runs" / name / "checkpoints" / f"seed{seed}", ignore_errors=True)
-    wanted = {(v.name, s) for v in study.variants for s in study.seeds}
-    return pending, len(done & wanted)
-
-
 def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, RunInfo]]:
-    """Register every planned run as pending; one worker task per job."""
+    """Register every new planned run as pending; one worker task per job (a job that
+    continues from a saved state keeps its runs)."""
     tasks = []
     for job in plan.jobs:
         variant = job.variant
-        run_ids = {}
-        for seed in job.seeds:
-            config = variant.config_for([seed], plan.torch_threads).model_dump(mode="json")
-            env_id = variant.config.env.id
-            run_ids[seed] = store.add_run(env_id, seed, config, variant.name, status="pending")
+        if job.run_ids is not None:
+            run_ids = dict(zip(job.seeds, job.run_ids, strict=True))
+        else:
+            run_ids = {}
+            for seed in job.seeds:
+                config = variant.config_for([seed], plan.torch_threads).model_dump(mode="json")
+                env_id = variant.config.env.id
+                run_ids[seed] = store.add_run(env_id, seed, config, variant.name, status="pending")
         rel_dir = f"runs/{variant.name}"
         task = JobTask(
             config=variant.config_for(list(job.seeds), plan.torch_threads).model_dump(mode="json"),
             run_ids=run_ids,
             out_dir=str(out / rel_dir),
             rel_dir=rel_dir,
+            state_path=str(state_path_for(out, variant.name, job.seeds)),
+            resume=job.run_ids is not None,
         )
         tasks.append((task, RunInfo(variant.name, run_ids)))
     return tasks
@@ -242,10 +225,12 @@ def run_study(
         with ResultsStore(out / STORE) as store:
             if store.study() is None:
                 store.set_study(study.name, canonical_json(study.canonical), study.spec_hash)
-            pending, skipped = resume_state(store, study, out)
-            plan = plan_jobs(study, pending, workers, seeds_per_job, torch_threads=torch_threads)
+            pending, skipped, resumed = resume_state(store, study, out)
+            plan = plan_jobs(
+                study, pending, workers, seeds_per_job, torch_threads=torch_threads, resumed=resumed
+            )
             tasks = register(store, plan, out)
-            n_runs = sum(len(seeds) for seeds in pending.values())
+            n_runs = sum(len(task.run_ids) for task, _ in tasks)
             unit = "env steps" if study.by_steps else "episodes"
             display = StudyProgress(study.name, len(tasks), n_runs * study.budget, unit, progress)
             writer = TensorBoardStore(store, out / LOG_DIR) if tensorboard else store

@@ -24,6 +24,8 @@ class JobTask:
     run_ids: dict[int, int]  # seed -> run_id, registered by the driver
     out_dir: str  # the variant's folder, DIR/runs/<variant>
     rel_dir: str  # the same folder relative to the study folder
+    state_path: str  # where the job saves its full training state
+    resume: bool = False  # continue from the state at state_path
 
 
 class StoreProxy:
@@ -41,6 +43,9 @@ class StoreProxy:
         run_id = self.run_ids[seed]
         self._send("start_run", run_id, config)
         return run_id
+
+    def rewind_run(self, run_id: int, episodes: int, env_steps: int) -> None:
+        self._send("rewind_run", run_id, episodes, env_steps)
 
     def add_episodes(self, rows: list[tuple]) -> None:
         self._send("add_episodes", list(rows))
@@ -67,7 +72,16 @@ def run_job(task: JobTask, conn: Connection) -> None:
 
         config = Config.model_validate(task.config)
         proxy = StoreProxy(conn, task.run_ids, task.rel_dir)
-        Trainer(config, task.out_dir, store=proxy).run()  # type: ignore[arg-type]
+        trainer = Trainer(
+            config,
+            task.out_dir,
+            store=proxy,  # type: ignore[arg-type]
+            state_path=task.state_path,
+        )
+        if task.resume and trainer.resume():
+            for run_id, member in zip(trainer.run_ids, trainer.members, strict=True):
+                proxy.rewind_run(run_id, member.episodes, member.env_steps)
+        trainer.run()
         conn.send(("job_done", ()))
     except BaseException as err:  # everything is reported to the driver, nothing lost
         reason = f"{type(err).__name__}: {err}".strip()

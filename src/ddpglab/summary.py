@@ -1,0 +1,69 @@
+"""What training reports: per-member results, the run's summary, learning statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class MemberSummary:
+    """One member's (seed's) results."""
+
+    seed: int
+    episodes: int = 0
+    env_steps: int = 0
+    returns: list[float] = field(default_factory=list)
+    eval_return: float | None = None
+    error: str | None = None  # why the member stopped early (a NaN or Inf), if it did
+
+
+@dataclass
+class TrainSummary:
+    """What ``summary.json`` holds."""
+
+    env_id: str
+    wall_s: float
+    env_steps_per_s: float
+    members: list[MemberSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LearningStats:
+    """Per-member sums of critic loss and mean Q over the updates of the current episode."""
+
+    def __init__(self, members: int):
+        self.updates = np.zeros(members, dtype=np.int64)
+        self.loss_sum = torch.zeros(members)
+        self.q_sum = torch.zeros(members)
+
+    def add(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
+        """Accumulate one update's statistics, staying in torch (no conversion per step)."""
+        self.loss_sum += critic_loss
+        self.q_sum += mean_q
+        self.updates += 1
+
+    def means(self, k: int) -> tuple[float | None, float | None]:
+        """Member k's mean critic loss and mean Q this episode; None if it did not learn."""
+        n = int(self.updates[k])
+        if n == 0:
+            return None, None
+        return float(self.loss_sum[k]) / n, float(self.q_sum[k]) / n
+
+    def reset(self, members: np.ndarray) -> None:
+        self.updates[members] = 0
+        self.loss_sum[members] = 0.0
+        self.q_sum[members] = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "loss_sum": self.loss_sum, "q_sum": self.q_sum}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates[...] = state["updates"]
+        self.loss_sum.copy_(state["loss_sum"])
+        self.q_sum.copy_(state["q_sum"])

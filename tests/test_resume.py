@@ -1,0 +1,273 @@
+"""Full-state checkpoints: a run killed at a random step and resumed ends exactly as if it
+had never stopped, for every replay strategy; SIGTERM saves the state; the file is atomic.
+
+The kill comes from inside: ``StoppedPendulum`` (registered below and named
+``test_resume:StoppedPendulum-v0``, so that gymnasium imports this module in the training
+process too) sends its own process a signal at its N-th step in that process, N taken from
+the environment. The env is part of the config, so the reference run, the killed run and
+the resumed run all use it; only the killed one is given an N.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+from ddpglab.checkpoint import load_state, save_state
+from ddpglab.config import load_config
+from ddpglab.trainer import STATE_FILE, train
+
+HERE = Path(__file__).resolve().parent
+STOP_AT = "DDPGLAB_TEST_STOP_AT_STEP"
+STOP_SIGNAL = "DDPGLAB_TEST_STOP_SIGNAL"
+EPISODE_STEPS, EPISODES, SEEDS, STATE_EVERY = 30, 8, [3, 4], 2
+
+
+class StoppedPendulum(PendulumEnv):
+    """Pendulum that signals its own process at its N-th step there (N from $STOP_AT)."""
+
+    steps_in_process = 0
+
+    def step(self, action):
+        StoppedPendulum.steps_in_process += 1
+        if StoppedPendulum.steps_in_process == int(os.environ.get(STOP_AT, "0")):
+            os.kill(os.getpid(), int(os.environ.get(STOP_SIGNAL, signal.SIGKILL)))
+        return super().step(action)
+
+
+if "StoppedPendulum-v0" not in gym.registry:
+    gym.register("StoppedPendulum-v0", StoppedPendulum, max_episode_steps=EPISODE_STEPS)
+
+ENV_ID = "test_resume:StoppedPendulum-v0"
+OVERRIDES = {
+    "env.id": ENV_ID,
+    "agent.hidden": [32, 32],
+    "agent.batch_size": 16,
+    "agent.learning_starts": 10,  # random actions first: that RNG must be restored too
+    "replay.capacity": 150,  # the ring wraps before the end
+    "train.seeds": SEEDS,
+    "train.episodes": EPISODES,
+    "train.eval_every": 3,
+    "train.eval_episodes": 1,
+    "train.checkpoint_every": 4,
+    "train.state_every": STATE_EVERY,
+    "train.torch_threads": 1,
+}
+STRATEGY_OVERRIDES = {
+    "uniform": {
+        "replay.window.schedule": "linear",
+        "replay.window.start": 150,
+        "replay.window.end": 60,
+    },
+    "prioritized": {"replay.n_step": 3},
+    "stratified": {"replay.stratified.window_episodes": 3},
+    "softmax": {"replay.softmax.beta": 1.0},
+}
+
+
+def config_file(folder: Path, kind: str) -> Path:
+    config = load_config(
+        None, overrides={**OVERRIDES, "replay.kind": kind, **STRATEGY_OVERRIDES[kind]}
+    )
+    path = folder / f"{kind}.yaml"
+    from ddpglab.config import to_yaml
+
+    path.write_text(to_yaml(config))
+    return path
+
+
+def run_cli(argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    """``python -m ddpglab ARGV`` with this folder importable (for the test env)."""
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path]), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "ddpglab", *argv], env=environ, capture_output=True, text=True
+    )
+
+
+def recorded(out: Path) -> dict[str, list[tuple]]:
+    """Every row a run stored that does not depend on wall time."""
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        queries = {
+            "episodes": "SELECT r.seed, episode, return, length, env_steps, critic_loss, mean_q,"
+            " threshold FROM episodes JOIN runs r USING (run_id) ORDER BY r.seed, episode",
+            "evals": "SELECT r.seed, episode, env_steps, returns FROM evals"
+            " JOIN runs r USING (run_id) ORDER BY r.seed, env_steps",
+            "checkpoints": "SELECT r.seed, episode, env_steps, path FROM checkpoints"
+            " JOIN runs r USING (run_id) ORDER BY r.seed, env_steps",
+            "runs": "SELECT seed, status FROM runs ORDER BY seed",
+        }
+        return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+@pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
+def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_path, kind):
+    config = config_file(tmp_path, kind)
+    reference = tmp_path / "reference"
+    train(load_config(None, config), reference)
+
+    steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
+    first_state = len(SEEDS) * EPISODE_STEPS * STATE_EVERY
+    kill_at = random.Random().randint(first_state + 1, steps_per_run - 1)
+    out = tmp_path / "killed"
+    argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
+    killed = run_cli(argv, **{STOP_AT: str(kill_at)})
+    assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
+    assert (out / STATE_FILE).is_file()
+    assert not (out / "summary.json").exists()
+
+    resumed = run_cli(["train", "--out", str(out), "--resume", "--quiet"])
+    assert resumed.returncode == 0, (kill_at, resumed.stderr)
+    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
+    assert not (out / STATE_FILE).exists(), "a finished run leaves no state behind"
+    for checkpoint in (reference / "checkpoints").rglob("*.pt"):
+        assert (out / checkpoint.relative_to(reference)).is_file()
+
+
+def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
+    overrides = {**OVERRIDES, "train.state_every": 0, "replay.kind": "uniform"}
+    config = tmp_path / "config.yaml"
+    from ddpglab.config import to_yaml
+
+    config.write_text(to_yaml(load_config(None, overrides=overrides)))
+    reference = tmp_path / "reference"
+    train(load_config(None, config), reference)
+
+    out = tmp_path / "stopped"
+    argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
+    stopped = run_cli(argv, **{STOP_AT: "200", STOP_SIGNAL: str(int(signal.SIGTERM))})
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert "continue with --resume" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    # The 200th env step in the process (evaluation steps count too) falls mid-run.
+    assert 0 < load_state(out / STATE_FILE, arrays=False)["step"] < EPISODES * EPISODE_STEPS
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        assert {s for (s,) in conn.execute("SELECT status FROM runs")} == {"failed"}
+
+    resumed = run_cli(["train", "--out", str(out), "--resume", "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert recorded(out) == recorded(reference)
+
+
+def test_resume_refuses_config_options_and_finished_runs(tmp_path):
+    out = tmp_path / "run"
+    refused = run_cli(["train", "--out", str(out), "--resume", "--episodes", "3"])
+    assert refused.returncode == 2 and "drop --episodes" in refused.stderr
+    missing = run_cli(["train", "--out", str(out), "--resume"])
+    assert missing.returncode == 2 and "no run to resume" in missing.stderr
+    (out).mkdir()
+    (out / "config.yaml").write_text("{}\n")
+    (out / "summary.json").write_text("{}\n")
+    finished = run_cli(["train", "--out", str(out), "--resume"])
+    assert finished.returncode == 2 and "has finished" in finished.stderr
+    for result in (refused, missing, finished):
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_failed_write_leaves_the_previous_state_whole(tmp_path, monkeypatch):
+    path = tmp_path / "state.npz"
+    save_state(path, {"buffer": np.arange(10), "step": 1})
+
+    def write_half_then_fail(handle, **arrays):
+        handle.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", write_half_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        save_state(path, {"buffer": np.arange(20), "step": 2})
+    state = load_state(path)
+    assert state["step"] == 1
+    assert np.array_equal(state["buffer"], np.arange(10))
+
+
+def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
+    import torch
+
+    rng = np.random.default_rng(7)
+    state = {
+        "rng": rng.bit_generator.state,
+        "parts": [np.ones((2, 3), np.float32)[:, 1:], np.zeros(0, bool)],
+        "nested": {"tensor": torch.arange(4.0), "none": None, "pair": (1, 2.5)},
+    }
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s.npz"
+        save_state(path, state)
+        loaded = load_state(path)
+    assert loaded["rng"] == state["rng"]
+    assert np.array_equal(loaded["parts"][0], state["parts"][0])
+    assert loaded["parts"][1].dtype == bool and loaded["parts"][1].shape == (0,)
+    assert torch.equal(loaded["nested"]["tensor"], state["nested"]["tensor"])
+    assert loaded["nested"]["none"] is None and loaded["nested"]["pair"] == (1, 2.5)
+
+
+def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
+    study_keys = ("train.seeds", "train.episodes", "train.torch_threads")  # the study's own
+    spec = {
+        "name": "resume",
+        "base": {"set": {k: v for k, v in OVERRIDES.items() if k not in study_keys}},
+        "seeds": SEEDS,
+        "episodes": EPISODES,
+        "variants": [{"name": "stratified", "set": {"replay.kind": "stratified"}}],
+    }
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    argv = ["study", str(spec_file), "--workers", "1", "--threads", "1", "--quiet", "--no-report"]
+    reference = run_cli([*argv, "--out", str(tmp_path / "reference")])
+    assert reference.returncode == 0, reference.stderr
+
+    steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
+    kill_at = random.Random().randint(
+        len(SEEDS) * EPISODE_STEPS * STATE_EVERY + 1, steps_per_run - 1
+    )
+    out = tmp_path / "killed"
+    killed = run_cli([*argv, "--out", str(out)], **{STOP_AT: str(kill_at)})
+    assert killed.returncode == 1, (kill_at, killed.stderr)  # its runs failed: the worker died
+    assert list((out / "runs" / "stratified").glob("state-*.npz"))
+
+    rerun = run_cli([*argv, "--out", str(out)])
+    assert rerun.returncode == 0, (kill_at, rerun.stderr)
+    assert recorded(out) == recorded(tmp_path / "reference"), f"killed at step {kill_at}"
+    assert not list((out / "runs" / "stratified").glob("state-*.npz"))
+
+
+def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
+    tmp_path, monkeypatch, capsys
+):
+    import ddpglab.checkpoint
+    from ddpglab.cli import main
+
+    real_savez, calls = np.savez, []
+
+    def disk_full_on_second_save(handle, **arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            handle.write(b"PK half")
+            raise OSError(28, "No space left on device")
+        real_savez(handle, **arrays)
+
+    monkeypatch.setattr(ddpglab.checkpoint.np, "savez", disk_full_on_second_save)
+    out = tmp_path / "run"
+    overrides = ["--set", "train.state_every=1", "--set", "env.max_episode_steps=30"]
+    argv = ["train", "--set", "agent.hidden=[32,32]", *overrides, "--episodes", "4"]
+    rc = main([*argv, "--seeds", "2", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.strip().splitlines()[-1] == "ddpglab: error: [Errno 28] No space left on device"
+    assert load_state(out / STATE_FILE, arrays=False)["members"][0]["episodes"] == 1
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        runs = conn.execute("SELECT status, error FROM runs").fetchall()
+    assert runs == [("failed", "OSError: [Errno 28] No space left on device")] * 2
