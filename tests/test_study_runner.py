@@ -265,10 +265,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text,
 def test_a_folder_holding_a_train_run_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    ResultsStore(out / "results.sqlite").close()
+    with ResultsStore(out / "results.sqlite") as store:
+        store.add_run("Pendulum-v1", 0, {})
     rc, _, err = run_cli(["study", str(SMOKE), "--out", str(out), "--quiet"], capsys)
     assert rc == 2 and "not a study's" in err and "--overwrite" in err
     assert sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
+
+
+def test_a_store_left_empty_by_a_study_killed_at_its_start_is_used(tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    ResultsStore(out / "results.sqlite").close()  # tables, no study row, no runs
+    spec = write_spec(tmp_path, fast_spec(seeds=1, episodes=1))
+    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet", "--no-report"], capsys)
+    assert rc == 0, err
+    assert [r["status"] for r in runs_of(out)] == ["done", "done"]
 
 
 @pytest.mark.parametrize(

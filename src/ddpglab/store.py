@@ -158,6 +158,23 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
         conn.close()
 
 
+def holds_runs(path: str | Path) -> bool:
+    """Whether an existing store file records any run; False for one that a process killed
+    while creating it left empty (or without tables). Never creates the file; opened
+    read-write like :func:`read_study`, since a read-only reader of a WAL store leaves its
+    -wal and -shm files behind."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        return conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+
+
 def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
     row = conn.execute("SELECT name, spec_json, spec_hash FROM study").fetchone()
     return None if row is None else dict(zip(("name", "spec_json", "spec_hash"), row, strict=True))
