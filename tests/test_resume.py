@@ -271,3 +271,29 @@ def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         runs = conn.execute("SELECT status, error FROM runs").fetchall()
     assert runs == [("failed", "OSError: [Errno 28] No space left on device")] * 2
+
+
+def test_a_failed_store_write_stops_the_run_with_one_line_and_keeps_the_store(
+    tmp_path, monkeypatch, capsys
+):
+    from ddpglab.cli import main
+    from ddpglab.store import ResultsStore
+
+    real_add, calls = ResultsStore.add_episodes, []
+
+    def disk_full_on_third_episode(self, rows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_add(self, rows)
+
+    monkeypatch.setattr(ResultsStore, "add_episodes", disk_full_on_third_episode)
+    out = tmp_path / "run"
+    argv = ["train", "--set", "agent.hidden=[32,32]", "--set", "env.max_episode_steps=30"]
+    rc = main([*argv, "--episodes", "4", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.strip().splitlines() == ["ddpglab: error: database or disk is full"]
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM episodes").fetchone() == (2,)

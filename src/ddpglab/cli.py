@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as err:  # a write failed (disk full, read-only): what was saved stays
+    except (OSError, sqlite3.Error) as err:  # a write failed (disk full, read-only folder);
+        # each store write is one transaction and the state file is renamed into place, so
+        # what was saved before stays whole
         print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
