@@ -158,17 +158,21 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
         conn.close()
 
 
-def holds_runs(path: str | Path) -> bool:
-    """Whether an existing store file records any run; False for one that a process killed
-    while creating it left empty (or without tables). Never creates the file; opened
-    read-write like :func:`read_study`, since a read-only reader of a WAL store leaves its
-    -wal and -shm files behind."""
+def is_empty_store(path: str | Path) -> bool:
+    """Whether an existing file is a store that records nothing: no tables at all, or a
+    ``runs`` table without rows (what a process killed while creating it leaves). False for
+    any other file, an SQLite database of someone else's or not a database at all. Never
+    creates the file; opened read-write like :func:`read_study`, since a read-only reader of
+    a WAL store leaves its -wal and -shm files behind."""
     try:
         conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
     except sqlite3.OperationalError:
         return False
     try:
-        return conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return True
+        return "runs" in tables and conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
     except sqlite3.DatabaseError:
         return False
     finally:

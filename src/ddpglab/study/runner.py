@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ddpglab.config import ConfigError
-from ddpglab.store import ResultsStore, holds_runs, read_study
+from ddpglab.store import ResultsStore, is_empty_store, read_study
 from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
@@ -91,7 +91,7 @@ def check_out_dir(out: Path, study: Study, overwrite: bool) -> None:
     except OSError as err:
         raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
     held = read_study(out / STORE)
-    if held is None and not holds_runs(out / STORE):
+    if held is None and is_empty_store(out / STORE):
         return  # a study killed as it created its store: nothing to keep
     if held is None:
         raise ConfigError(f"--out {out} holds results that are not a study's; pass --overwrite")
