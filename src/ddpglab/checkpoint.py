@@ -73,6 +73,15 @@ def save_state(path: str | Path, state: dict[str, Any]) -> int:
     return path.stat().st_size
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a small text file beside ``path`` and rename it over ``path``: readers see the
+    old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; with ``arrays=False``, only what is not
     an array (counters, config, seeds; arrays stay as references), which is quick."""

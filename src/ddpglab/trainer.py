@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ddpglab.agent import DDPGAgent
-from ddpglab.checkpoint import handle_stop_signals, load_state, save_state
+from ddpglab.checkpoint import handle_stop_signals, load_state, save_state, write_text_atomic
 from ddpglab.config import Config, ConfigError, same_run_config
 from ddpglab.envs import MemberEnvs, make_env, rescale_action
 from ddpglab.noise import make_noise
@@ -498,12 +498,6 @@ class Trainer:
             self._checkpoint(k)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def train(
     config: Config,
     out: str | Path | None = None,
@@ -533,7 +527,7 @@ def train(
     trainer = Trainer(config, out, progress=progress)
     resumed = resume and trainer.resume()
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "config.yaml", to_yaml(config))
+    write_text_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
         if tensorboard:
             from ddpglab.tensorboard import LOG_DIR, TensorBoardStore
@@ -550,5 +544,5 @@ def train(
             if tensorboard:
                 trainer.store.close_writers()
         plot_learning_curves(store, out / "curve.png", title=config.env.id)
-    _write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

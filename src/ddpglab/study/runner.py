@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddpglab.checkpoint import write_text_atomic
 from ddpglab.config import ConfigError
 from ddpglab.store import ResultsStore, is_empty_store, read_study
 from ddpglab.study.display import StudyProgress
@@ -142,12 +143,6 @@ def _locked(out: Path) -> Iterator[None]:
         yield
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, RunInfo]]:
     """Register every new planned run as pending; one worker task per job (a job that
     continues from a saved state keeps its runs)."""
@@ -223,7 +218,7 @@ def run_study(
     with _locked(out):
         if overwrite:
             _clear(out)
-        _write_atomic(out / "spec.yaml", study.to_yaml())
+        write_text_atomic(out / "spec.yaml", study.to_yaml())
         with ResultsStore(out / STORE) as store:
             if store.study() is None:
                 store.set_study(study.name, canonical_json(study.canonical), study.spec_hash)
