@@ -73,7 +73,12 @@ STRATEGY_OVERRIDES = {
     },
     "prioritized": {"replay.n_step": 3},
     "stratified": {"replay.stratified.window_episodes": 3},
-    "softmax": {"replay.softmax.beta": 1.0},
+    "softmax": {  # with TD3: its noise stream and the delay's phase must be restored too
+        "replay.softmax.beta": 1.0,
+        "agent.twin_critics": True,
+        "agent.target_noise": 0.2,
+        "agent.policy_delay": 3,
+    },
 }
 
 

@@ -1,4 +1,6 @@
-"""DDPG (Lillicrap et al. 2015) for K independent members: targets, losses, updates.
+"""DDPG (Lillicrap et al. 2015) for K independent members: targets, losses, updates, and
+the three TD3 options (Fujimoto et al. 2018), each switchable on its own: clipped
+double-Q, target policy smoothing and delayed actor and target updates.
 
 Each equation lives in one function below. Losses are computed per member, shape (K,),
 and summed before ``backward``: member k's gradient is then exactly the gradient of its
@@ -16,7 +18,7 @@ import torch
 from ddpglab.config import AgentConfig
 from ddpglab.nets import ACTORS, CRITICS
 from ddpglab.replay import Batch
-from ddpglab.seeding import derive_seed
+from ddpglab.seeding import derive_seed, member_rngs, rng_states, set_rng_states
 
 
 def td_target(
@@ -35,8 +37,33 @@ def td_target(
     return rewards + discounts * (1.0 - terminated) * next_q
 
 
+def clipped_double_q(next_q: torch.Tensor) -> torch.Tensor:
+    """min_j Q'_j(s', a') over the critics j, for next_q of shape (critics, K, B).
+
+    With twin critics this is TD3's clipped double-Q target value, which counters the
+    overestimation a single critic's max-seeking actor feeds on; with one critic it is
+    Q'(s', a') itself.
+    """
+    return next_q.amin(dim=0)
+
+
+def smoothed_target_action(
+    target_action: torch.Tensor, noise: torch.Tensor, noise_clip: float
+) -> torch.Tensor:
+    """a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2) given as ``noise``.
+
+    TD3's target policy smoothing: the target values a small neighbourhood of the target
+    action, so the critic cannot exploit a narrow peak of its own error.
+    """
+    return (target_action + noise.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
 def critic_loss(q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """L_k = 1/B sum_i w_i (y_i - Q(s_i, a_i))^2 per member; w = 1 for uniform replay."""
+    """L_k = 1/B sum_i w_i (y_i - Q(s_i, a_i))^2 per member; w = 1 for uniform replay.
+
+    q may carry a leading critic axis, (critics, K, B): each critic then gets its own loss
+    against the one shared target y.
+    """
     return (weights * (y - q).square()).mean(dim=-1)
 
 
@@ -75,28 +102,36 @@ def clip_grad_norm_per_member(params: list[torch.Tensor], max_norm: float) -> to
 class UpdateStats(NamedTuple):
     """What one update reports, detached: per-member (K,) statistics and per-sample TD errors."""
 
-    critic_loss: torch.Tensor  # (K,) the minimised critic loss
-    actor_loss: torch.Tensor  # (K,) the minimised actor loss
-    mean_q: torch.Tensor  # (K,) mean Q(s, a) over the batch, before the update
-    td_error: torch.Tensor  # (K, B) delta = y - Q(s, a), before the update
+    critic_loss: torch.Tensor  # (K,) the critic loss, averaged over twin critics
+    actor_loss: torch.Tensor  # (K,) the actor loss at the latest actor update (0 before one)
+    mean_q: torch.Tensor  # (K,) mean Q(s, a) over the batch, before the update (first critic)
+    td_error: torch.Tensor  # (K, B) delta = y - Q(s, a), before the update (first critic)
 
 
 class DDPGAgent:
-    """Actor, critic, their targets and optimisers for K members.
+    """Actor, critic(s), their targets and optimisers for K members; DDPG, or TD3 with the
+    options of ``config`` switched on.
+
+    Twin critics live in one critic ensemble of 2K members (the first K are Q_1, the next
+    K are Q_2), so both run in one batched product per layer.
 
     Args:
         obs_dim: observation size.
         act_dim: action size; actions live in [-1, 1]^act_dim.
         config: the ``agent`` section of a :class:`~ddpglab.config.Config`.
-        seeds: one seed per member; member k's initial networks depend on ``seeds[k]`` only.
+        seeds: one seed per member; member k's initial networks and its target smoothing
+            noise depend on ``seeds[k]`` only.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, seeds: list[int]):
         self.config = config
         self.members = len(seeds)
+        self.critics = 2 if config.twin_critics else 1
         init = {"final_layer_init": config.final_layer_init}
         actor_seeds = [derive_seed(s, "actor") for s in seeds]
         critic_seeds = [derive_seed(s, "critic") for s in seeds]
+        if config.twin_critics:
+            critic_seeds += [derive_seed(s, "critic2") for s in seeds]
         actor, critic = ACTORS[config.actor], CRITICS[config.critic]
         self.actor = actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
         self.critic = critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
@@ -113,39 +148,73 @@ class DDPGAgent:
             *self.critic_target.parameters(),
         ]
         self._online_params = [*self.actor_params, *self.critic_params]
+        self.target_noise_rngs = member_rngs(seeds, "target_noise")
+        self.act_dim = act_dim
+        self._target_noise = np.zeros((self.members, config.batch_size, act_dim), np.float32)
+        self.critic_updates = 0
+        self._last_actor_loss = torch.zeros(self.members)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions mu(s) in [-1, 1] for obs of shape (K, obs_dim)."""
         return self.actor(torch.from_numpy(obs).unsqueeze(1)).squeeze(1).numpy()
 
+    def _q_values(
+        self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor
+    ) -> torch.Tensor:
+        """Q_j(s, a) of every critic j, shape (critics, K, B)."""
+        if self.critics > 1:
+            obs, act = obs.repeat(self.critics, 1, 1), act.repeat(self.critics, 1, 1)
+        return critic(obs, act).view(self.critics, self.members, -1)
+
+    def _draw_target_noise(self, batch_size: int) -> torch.Tensor:
+        """eps ~ N(0, sigma^2) of shape (K, B, act_dim), member k's from its own stream."""
+        if self._target_noise.shape[1] != batch_size:
+            self._target_noise = np.zeros((self.members, batch_size, self.act_dim), np.float32)
+        for rng, out in zip(self.target_noise_rngs, self._target_noise, strict=True):
+            rng.standard_normal(out=out, dtype=np.float32)
+        return torch.from_numpy(self._target_noise) * self.config.target_noise
+
     def update(self, batch: Batch) -> UpdateStats:
-        """One DDPG step for every member: critic, then actor, then both soft target updates."""
+        """One step for every member: the critic(s); then, every ``policy_delay``-th call,
+        the actor and both soft target updates."""
         cfg = self.config
         with torch.no_grad():
-            next_q = self.critic_target(batch.next_obs, self.actor_target(batch.next_obs))
-            y = td_target(batch.rewards, batch.terminated, next_q.squeeze(-1), batch.discounts)
+            next_action = self.actor_target(batch.next_obs)
+            if cfg.target_noise > 0:
+                noise = self._draw_target_noise(next_action.shape[1])
+                next_action = smoothed_target_action(next_action, noise, cfg.target_noise_clip)
+            next_q = clipped_double_q(
+                self._q_values(self.critic_target, batch.next_obs, next_action)
+            )
+            y = td_target(batch.rewards, batch.terminated, next_q, batch.discounts)
 
-        q = self.critic(batch.obs, batch.actions).squeeze(-1)
+        q = self._q_values(self.critic, batch.obs, batch.actions)
         loss_q = critic_loss(q, y, batch.weights)
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.sum().backward()
         if cfg.max_grad_norm is not None:
             clip_grad_norm_per_member(self.critic_params, cfg.max_grad_norm)
         self.critic_opt.step()
+        self.critic_updates += 1
 
-        q_pi = self.critic(batch.obs, self.actor(batch.obs)).squeeze(-1)
-        loss_pi = actor_loss(q_pi)
-        self.actor_opt.zero_grad(set_to_none=True)
-        # Only the actor's gradient is wanted; the critic stays as its own step left it.
-        loss_pi.sum().backward(inputs=self.actor_params)
-        if cfg.max_grad_norm is not None:
-            clip_grad_norm_per_member(self.actor_params, cfg.max_grad_norm)
-        self.actor_opt.step()
+        if self.critic_updates % cfg.policy_delay == 0:
+            # The actor climbs the first critic only, as in TD3.
+            q_pi = self.critic(batch.obs, self.actor(batch.obs), members=self.members)
+            loss_pi = actor_loss(q_pi.squeeze(-1))
+            self.actor_opt.zero_grad(set_to_none=True)
+            # Only the actor's gradient is wanted; the critic stays as its own step left it.
+            loss_pi.sum().backward(inputs=self.actor_params)
+            if cfg.max_grad_norm is not None:
+                clip_grad_norm_per_member(self.actor_params, cfg.max_grad_norm)
+            self.actor_opt.step()
+            soft_update(self._target_params, self._online_params, cfg.tau)
+            self._last_actor_loss = loss_pi.detach()
 
-        soft_update(self._target_params, self._online_params, cfg.tau)
-        q = q.detach()
-        return UpdateStats(loss_q.detach(), loss_pi.detach(), q.mean(dim=-1), y - q)
+        q1 = q[0].detach()
+        return UpdateStats(
+            loss_q.detach().mean(dim=0), self._last_actor_loss, q1.mean(dim=-1), y - q1
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +224,9 @@ class DDPGAgent:
             "critic_target": self.critic_target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
+            "target_noise_rngs": rng_states(self.target_noise_rngs),
+            "critic_updates": self.critic_updates,
+            "last_actor_loss": self._last_actor_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,3 +234,7 @@ class DDPGAgent:
             getattr(self, name).load_state_dict(state[name])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
+        if "critic_updates" in state:  # states saved before the TD3 options have neither
+            set_rng_states(self.target_noise_rngs, state["target_noise_rngs"])
+            self.critic_updates = state["critic_updates"]
+            self._last_actor_loss = state["last_actor_loss"]

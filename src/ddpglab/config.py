@@ -37,7 +37,7 @@ class EnvConfig(_Section):
 
 
 class AgentConfig(_Section):
-    """DDPG networks, losses and optimisation."""
+    """DDPG networks, losses and optimisation, with the TD3 options (each off by default)."""
 
     hidden: list[int] = Field([256, 256], min_length=1, description="hidden layer widths")
     actor: Literal["mlp", "linear"] = Field(
@@ -73,6 +73,26 @@ class AgentConfig(_Section):
         gt=0,
         description="clip each member's actor and critic gradients to this L2 norm "
         "(None: no clipping)",
+    )
+    twin_critics: bool = Field(
+        False,
+        description="TD3 clipped double-Q: two critics per member, the TD target takes "
+        "the smaller of their target values",
+    )
+    target_noise: float = Field(
+        0.0,
+        ge=0,
+        description="TD3 target policy smoothing: standard deviation of the clipped "
+        "Gaussian noise added to the target action (0: off)",
+    )
+    target_noise_clip: float = Field(
+        0.5, gt=0, description="the target smoothing noise is clipped to [-c, c]"
+    )
+    policy_delay: int = Field(
+        1,
+        ge=1,
+        description="TD3 delayed updates: the actor and both targets are updated after "
+        "every d-th critic update (1: after each)",
     )
 
     @model_validator(mode="after")

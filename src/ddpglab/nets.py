@@ -57,10 +57,13 @@ class EnsembleMLP(nn.Module):
                 w[k].uniform_(-bound, bound, generator=gen)
                 b[k].uniform_(-bound, bound, generator=gen)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (K, B, in_dim) -> (K, B, out_dim)."""
+    def forward(self, x: torch.Tensor, members: int | None = None) -> torch.Tensor:
+        """x: (K, B, in_dim) -> (K, B, out_dim); with ``members`` = m, only the first m
+        members run and x is (m, B, in_dim)."""
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if members is not None:
+                w, b = w[:members], b[:members]
             x = torch.baddbmm(b, x, w)
             if i < last:
                 x = torch.relu(x)
@@ -92,8 +95,10 @@ class Critic(EnsembleMLP):
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], seeds: list[int], **kw):
         super().__init__(obs_dim + act_dim, hidden, 1, seeds, **kw)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(torch.cat([obs, act], dim=-1))
+    def forward(  # type: ignore[override]
+        self, obs: torch.Tensor, act: torch.Tensor, members: int | None = None
+    ) -> torch.Tensor:
+        return super().forward(torch.cat([obs, act], dim=-1), members)
 
 
 class LinearActor(nn.Module):
@@ -142,9 +147,11 @@ class QuadraticCritic(EnsembleMLP):
         self.register_buffer("_rows", rows, persistent=False)
         self.register_buffer("_cols", cols, persistent=False)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, obs: torch.Tensor, act: torch.Tensor, members: int | None = None
+    ) -> torch.Tensor:
         z = torch.cat([obs, act], dim=-1)
-        return super().forward(z[..., self._rows] * z[..., self._cols])
+        return super().forward(z[..., self._rows] * z[..., self._cols], members)
 
 
 ACTORS: dict[str, type[nn.Module]] = {"mlp": Actor, "linear": LinearActor}

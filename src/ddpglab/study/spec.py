@@ -106,9 +106,12 @@ class BaseSpec(_Strict):
 
 
 class VariantSpec(_Strict):
-    """A named set of overrides, optionally crossed with axes of its own."""
+    """A named set of overrides, optionally crossed with axes of its own; ``preset``, if
+    given, replaces the base's preset for this variant (the base's ``config`` and ``set``
+    still apply on top of it)."""
 
     name: str
+    preset: str | None = None
     set: dict[str, Any] = {}
     axes: list[AxisSpec] = []
 
@@ -245,6 +248,7 @@ class Variant:
     name: str
     overrides: dict[str, Any]
     config: Config  # train.seeds holds all of the study's seeds
+    preset: str | None = None  # the variant's own preset, in place of the base's
 
     def config_for(self, seeds: list[int], torch_threads: int | None = None) -> Config:
         """This variant's config for a group of seeds trained together."""
@@ -348,8 +352,9 @@ def _validated(origin: str, base: dict[str, Any], overrides: dict[str, Any]) -> 
         raise ConfigError(f"{origin}: {err}") from None
 
 
-def expand_variants(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
-    """(name, overrides) of every variant: each listed variant x the axes x its own axes.
+def expand_variants(spec: StudySpec) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(name, own preset, overrides) of every variant: each listed variant x the axes x its
+    own axes.
 
     A name is the variant's name, then the study's axis fragments, then its own, joined by
     ``-``: ``stratified-cap1e6-thr-0.5-good0.7``. Without listed variants, the axes alone
@@ -368,7 +373,7 @@ def expand_variants(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
             overrides = dict(listed.set)
             for axis, (_, value) in zip(spec.axes + listed.axes, combo, strict=True):
                 overrides[axis.key] = value
-            out.append(("-".join(parts) or "base", overrides))
+            out.append(("-".join(parts) or "base", listed.preset, overrides))
     return out
 
 
@@ -388,7 +393,7 @@ def resolve(spec: StudySpec, spec_dir: str | Path = ".") -> Study:
     study_set |= {f"train.{k}": v for k, v in budget.items()}
 
     variants, seen = [], set()
-    for name, overrides in expand_variants(spec):
+    for name, preset, overrides in expand_variants(spec):
         if not NAME.fullmatch(name):
             raise ConfigError(
                 f"study variant name '{name}' is not valid: use {NAME_RULE}; "
@@ -397,16 +402,22 @@ def resolve(spec: StudySpec, spec_dir: str | Path = ".") -> Study:
         if name in seen:
             raise ConfigError(f"duplicate variant name '{name}'")
         seen.add(name)
-        config = _validated(
-            f"study variant '{name}'", base_data, {**base_set, **overrides, **study_set}
-        )
-        variants.append(Variant(name, _normalized(overrides, config), config))
+        origin = f"study variant '{name}'"
+        try:
+            data = base_data if preset is None else preset_dict(preset)
+        except ConfigError as err:
+            raise ConfigError(f"{origin}: {err}") from None
+        config = _validated(origin, data, {**base_set, **overrides, **study_set})
+        variants.append(Variant(name, _normalized(overrides, config), config, preset))
     canonical = {
         "name": spec.name,
         "base": {"preset": spec.base.preset, "set": _normalized(base_set, base_config)},
         "seeds": list(spec.seeds),
         **budget,
-        "variants": [{"name": v.name, "set": v.overrides} for v in variants],
+        "variants": [
+            {"name": v.name, **({"preset": v.preset} if v.preset else {}), "set": v.overrides}
+            for v in variants
+        ],
     }
     return Study(spec.name, list(spec.seeds), variants, canonical)
 
