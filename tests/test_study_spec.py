@@ -62,6 +62,26 @@ def test_bipedal_2023_is_4_variants_with_a_1e6_buffer():
     assert study.variant("stratified-thr-0.5").config.replay.stratified.good_ratio == 0.5
 
 
+def test_bipedal_td3_compares_the_two_presets_on_equal_step_budgets():
+    study = load_study(STUDIES / "bipedal-td3.yaml")
+    assert names(study) == ["td3", "ddpg"]
+    assert study.seeds == [0, 1, 2] and study.by_steps and study.budget == 1_000_000
+    td3, ddpg = study.variant("td3").config, study.variant("ddpg").config
+    assert (td3.agent.twin_critics, td3.agent.target_noise, td3.agent.policy_delay) == (
+        True,
+        0.2,
+        2,
+    )
+    assert (ddpg.agent.twin_critics, ddpg.agent.target_noise, ddpg.agent.policy_delay) == (
+        False,
+        0,
+        1,
+    )
+    for config in (td3, ddpg):  # the base's evaluation schedule applies over both presets
+        assert (config.train.eval_every, config.train.eval_episodes) == (20, 10)
+        assert config.train.steps == 1_000_000 and config.train.episodes is None
+
+
 def test_smoke_is_2_variants_x_2_seeds_x_3_tiny_episodes():
     study = load_study(STUDIES / "smoke.yaml")
     assert names(study) == ["uniform", "stratified"]
@@ -233,6 +253,31 @@ def test_missing_and_invalid_spec_files_are_refused(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_study(bad)
+
+
+def test_a_variant_preset_replaces_the_base_preset_under_the_base_set():
+    study = study_of(
+        base={"preset": "pendulum", "set": {"agent.tau": 0.02}},
+        variants=[{"name": "lqr", "preset": "lqr"}, {"name": "pend"}],
+    )
+    lqr, pend = study.variant("lqr").config, study.variant("pend").config
+    assert lqr.env.id != pend.env.id == "Pendulum-v1"
+    assert lqr.agent.actor == "linear" and pend.agent.actor == "mlp"
+    assert lqr.agent.tau == pend.agent.tau == 0.02
+    assert study.canonical["variants"][0]["preset"] == "lqr"
+    assert "preset" not in study.canonical["variants"][1]
+    assert (
+        study.spec_hash
+        != study_of(
+            base={"preset": "pendulum", "set": {"agent.tau": 0.02}},
+            variants=[{"name": "lqr"}, {"name": "pend"}],
+        ).spec_hash
+    )
+
+
+def test_an_unknown_variant_preset_is_refused_naming_the_variant():
+    with pytest.raises(ConfigError, match=r"variant 'a'.*unknown preset 'nope'"):
+        study_of(variants=[{"name": "a", "preset": "nope"}])
 
 
 # -- canonical form ------------------------------------------------------------------------

@@ -198,6 +198,8 @@ class Trainer:
                 "obs_dim": self.envs.obs_dim,
                 "act_dim": self.envs.act_dim,
                 "hidden": list(self.config.agent.hidden),
+                "actor_kind": self.config.agent.actor,
+                "max_episode_steps": self.config.env.max_episode_steps,
                 "actor": self.agent.actor.member_state(k),
             },
             path,

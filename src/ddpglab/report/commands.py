@@ -1,4 +1,4 @@
-"""``ddpglab report``, ``ddpglab export`` and ``ddpglab animate``: derived from a store.
+"""``ddpglab report``, ``export``, ``animate`` and ``enjoy``: derived from a store.
 
 Each reads ``DIR/results.sqlite`` (a ``ddpglab train --out DIR`` run or a study folder);
 bad input ends with one line on stderr and exit status 2, with nothing written.
@@ -7,6 +7,7 @@ bad input ends with one line on stderr and exit status 2, with nothing written.
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 from ddpglab.cli import positive_int
@@ -116,6 +117,39 @@ def add_parsers(commands) -> None:
     animate.add_argument("--to", type=Path, help="output folder (default: DIR)")
     animate.set_defaults(run=cmd_animate)
 
+    enjoy = commands.add_parser(
+        "enjoy",
+        help="play a trained actor: one line per episode with its return, then the mean",
+        description="Plays deterministic episodes a = mu(s) of a run's latest saved actor "
+        "(or the one saved at --episode), or of a checkpoint file.",
+    )
+    enjoy.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN_DIR|CHECKPOINT",
+        help="run or study folder holding results.sqlite, or an actor checkpoint (.pt)",
+    )
+    enjoy.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (1)")
+    enjoy.add_argument(
+        "--render",
+        choices=("human", "rgb_array", "none"),
+        default="human",
+        help="human: a window (default); rgb_array: off-screen frames, for headless "
+        "machines; none: no rendering, fastest",
+    )
+    enjoy.add_argument("--variant", help="variant of the run (default: the first run's)")
+    enjoy.add_argument("--seed", type=int, help="seed of the run (default: the first run's)")
+    enjoy.add_argument(
+        "--episode", type=positive_int, help="the actor saved at this training episode"
+    )
+    enjoy.add_argument(
+        "--reset-seed",
+        type=_non_negative_int,
+        default=0,
+        help="seed of the first reset; later episodes continue the env's stream (0)",
+    )
+    enjoy.set_defaults(run=cmd_enjoy)
+
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ddpglab.report.study_report import write_report
@@ -158,4 +192,18 @@ def cmd_animate(args: argparse.Namespace) -> int:
     played = ", ".join(f"episode {s.episode}: {s.ret:.1f}" for s in segments)
     print(f"{len(segments)} checkpoints played ({played})")
     print(f"wrote {gif} and {mp4}")
+    return 0
+
+
+def cmd_enjoy(args: argparse.Namespace) -> int:
+    from ddpglab.report.enjoy import episode_returns, find_policy
+
+    policy = find_policy(args.source, args.variant, args.seed, args.episode)
+    print(f"{policy.env_id}: {policy.label}", flush=True)
+    returns = []
+    for i, ret in enumerate(episode_returns(policy, args.episodes, args.render, args.reset_seed)):
+        returns.append(ret)
+        print(f"episode {i + 1} return {ret:.2f}", flush=True)
+    std = f", std {statistics.stdev(returns):.2f}" if len(returns) > 1 else ""
+    print(f"mean return {statistics.fmean(returns):.2f} over {len(returns)} episodes{std}")
     return 0

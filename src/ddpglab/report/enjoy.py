@@ -1,0 +1,131 @@
+"""``ddpglab enjoy``: play a trained actor for N deterministic episodes and print each return.
+
+The actor comes from a run or study folder (its latest checkpoint, or the one saved at
+``--episode``) or straight from a checkpoint file written by ``Trainer.save_actor``, such as
+the walker shipped in ``docs/results/bipedal-td3/walker.pt``. The first episode resets the
+env with ``reset_seed``; later ones continue the env's own random stream, so a reset seed
+fixes the whole sequence of start states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ddpglab.config import ConfigError
+from ddpglab.report.animate import load_actor, read_checkpoint, select_run
+from ddpglab.report.study_report import open_store
+
+RENDER_MODES = ("human", "rgb_array", "none")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Where an actor comes from and what it needs to run: its checkpoint file, env, limit."""
+
+    path: Path
+    env_id: str
+    actor_kind: str
+    max_episode_steps: int | None
+    label: str
+
+
+def find_policy(source: Path, variant: str | None, seed: int | None, episode: int | None) -> Policy:
+    """The checkpoint ``source`` names: a file itself, or a run of a run/study folder."""
+    source = Path(source)
+    if source.is_file():
+        if variant is not None or seed is not None or episode is not None:
+            raise ConfigError(
+                "--variant, --seed and --episode select within a run folder, not a file"
+            )
+        saved = read_checkpoint(source)
+        if not isinstance(saved.get("env_id"), str):
+            raise ConfigError(f"cannot load checkpoint {source}: it names no env")
+        return Policy(
+            source,
+            saved["env_id"],
+            saved.get("actor_kind", "mlp"),
+            saved.get("max_episode_steps"),
+            f"{source.name} (seed {saved.get('seed')}, training episode {saved.get('episode')})",
+        )
+    with open_store(source) as store:
+        run = select_run(store.runs(), variant, seed)
+        checkpoints = store.checkpoints(run["run_id"])
+    name = f"{run['variant']}, seed {run['seed']}" if run["variant"] else f"seed {run['seed']}"
+    if not checkpoints:
+        raise ConfigError(f"run {name} has no saved checkpoints (train.checkpoint_every)")
+    if episode is None:
+        chosen = checkpoints[-1]
+    else:
+        matching = [c for c in checkpoints if c["episode"] == episode]
+        if not matching:
+            saved_at = ", ".join(str(c["episode"]) for c in checkpoints)
+            raise ConfigError(
+                f"run {name} has no checkpoint at episode {episode}; it has {saved_at}"
+            )
+        chosen = matching[0]
+    path = source / chosen["path"]
+    if not path.is_file():
+        raise ConfigError(f"checkpoint file missing: {path}")
+    config = json.loads(run["config_json"])
+    return Policy(
+        path,
+        run["env_id"],
+        config.get("agent", {}).get("actor", "mlp"),
+        config.get("env", {}).get("max_episode_steps"),
+        f"{name}, training episode {chosen['episode']}",
+    )
+
+
+def episode_returns(
+    policy: Policy, episodes: int, render: str = "none", reset_seed: int = 0
+) -> Iterator[float]:
+    """The return of each of ``episodes`` deterministic episodes a = mu(s), as they end."""
+    import torch
+
+    from ddpglab.envs import make_env, rescale_action
+
+    if render not in RENDER_MODES:
+        raise ConfigError(f"unknown render mode '{render}'; choose from {', '.join(RENDER_MODES)}")
+    actor = load_actor(policy.path, policy.actor_kind)
+    if render != "human":
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
+    mode = None if render == "none" else render
+    env = make_env(policy.env_id, policy.max_episode_steps, render_mode=mode)
+    low, high = env.action_space.low, env.action_space.high
+    try:
+        obs = _first_reset(env, reset_seed, render)
+        for _ in range(episodes):
+            total, done = 0.0, False
+            while not done:
+                with torch.inference_mode():
+                    x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).view(1, 1, -1)
+                    action = actor(x).view(-1).numpy()
+                obs, reward, terminated, truncated, _ = env.step(rescale_action(action, low, high))
+                if render == "rgb_array":
+                    env.render()  # off-screen; a human window renders inside step
+                total += float(reward)
+                done = terminated or truncated
+            yield total
+            obs, _ = env.reset()
+    finally:
+        env.close()
+
+
+def _first_reset(env, seed: int, render: str) -> np.ndarray:
+    """Reset with ``seed``; a window that cannot open (no display) is a one-line refusal."""
+    try:
+        obs, _ = env.reset(seed=seed)
+    except RuntimeError as err:  # pygame.error, raised by the first human render
+        if render != "human":
+            raise
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            f"cannot open a window ({first_line}); use --render rgb_array or none"
+        ) from None
+    return obs

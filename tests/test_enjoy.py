@@ -1,0 +1,100 @@
+"""``ddpglab enjoy``: a trained actor played headless, one line per episode, then the mean."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cli_support import run_cli
+
+from ddpglab.trainer import train
+
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_config):
+    """Two seeds, two 20-step Pendulum episodes each, an actor saved after each episode."""
+    folder = tmp_path_factory.mktemp("enjoy") / "run"
+    config = tiny_config(
+        **{
+            "train.seeds": [0, 1],
+            "train.episodes": 2,
+            "train.checkpoint_every": 1,
+            "env.max_episode_steps": STEPS,
+        }
+    )
+    train(config, out=folder)
+    return folder
+
+
+def played(out: str) -> tuple[list[float], float]:
+    lines = out.strip().splitlines()
+    returns = [
+        float(m[1]) for line in lines if (m := re.fullmatch(r"episode \d+ return (\S+)", line))
+    ]
+    assert [line.split()[1] for line in lines[1:-1]] == [str(i + 1) for i in range(len(returns))]
+    mean = re.fullmatch(r"mean return (\S+) over (\d+) episodes.*", lines[-1])
+    assert mean is not None and int(mean[2]) == len(returns)
+    return returns, float(mean[1])
+
+
+def test_prints_each_episode_return_then_their_mean(run_dir, capsys):
+    rc, out, err = run_cli(["enjoy", str(run_dir), "--episodes", "3", "--render", "none"], capsys)
+    assert rc == 0, err
+    assert out.startswith("Pendulum-v1: seed 0, training episode 2\n")
+    returns, mean = played(out)
+    assert len(returns) == 3
+    assert mean == pytest.approx(sum(returns) / 3, abs=0.01)
+    assert all(-16.3 * STEPS <= r <= 0 for r in returns)  # Pendulum's reward lies in [-16.3, 0]
+
+
+def test_rendering_off_screen_plays_the_same_episodes(run_dir, capsys):
+    argv = ["enjoy", str(run_dir), "--episodes", "2"]
+    _, quiet, _ = run_cli([*argv, "--render", "none"], capsys)
+    rc, rendered, err = run_cli([*argv, "--render", "rgb_array"], capsys)
+    assert rc == 0, err
+    assert played(rendered) == played(quiet)
+
+
+def test_a_checkpoint_file_plays_like_its_run(run_dir, capsys):
+    argv = ["--episodes", "2", "--render", "none"]
+    _, from_run, _ = run_cli(["enjoy", str(run_dir), "--seed", "1", *argv], capsys)
+    latest = sorted((run_dir / "checkpoints" / "seed1").glob("*.pt"))[-1]
+    rc, from_file, err = run_cli(["enjoy", str(latest), *argv], capsys)
+    assert rc == 0, err
+    assert played(from_file) == played(from_run)
+
+
+def test_episode_and_reset_seed_choose_the_actor_and_the_start_states(run_dir, capsys):
+    base = ["enjoy", str(run_dir), "--render", "none", "--episodes", "2"]
+    _, latest, _ = run_cli(base, capsys)
+    rc, first, err = run_cli([*base, "--episode", "1"], capsys)
+    assert rc == 0, err
+    assert "training episode 1" in first
+    _, reseeded, _ = run_cli([*base, "--reset-seed", "5"], capsys)
+    assert played(first) != played(latest)
+    assert played(reseeded) != played(latest)
+
+
+@pytest.mark.parametrize(
+    ("extra", "mention"),
+    [
+        (["--episode", "9"], "no checkpoint at episode 9; it has 1, 2"),
+        (["--seed", "7"], "no run with seed 7"),
+        (["--episodes", "0"], "--episodes"),
+        (["--render", "window"], "--render"),
+    ],
+)
+def test_bad_choices_are_one_line_and_status_2(run_dir, capsys, extra, mention):
+    rc, out, err = run_cli(["enjoy", str(run_dir), "--render", "none", *extra], capsys)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and mention in err, err
+    assert "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, capsys):
+    bogus = tmp_path / "actor.pt"
+    bogus.write_text("not a checkpoint")
+    rc, _, err = run_cli(["enjoy", str(bogus), "--render", "none"], capsys)
+    assert rc == 2 and "cannot load checkpoint" in err and len(err.strip().splitlines()) == 1
