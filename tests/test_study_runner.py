@@ -31,7 +31,7 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from ddpglab.cli import main
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
-from ddpglab.study.driver import death_reason
+from ddpglab.study.local_backend import death_reason
 from ddpglab.study.runner import write_report_if_available
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ddpglab.report.commands",
     "ddpglab.study.commands",
     "ddpglab.theory.commands",
+    "ddpglab.tune.commands",
 )
 
 # The train options that choose the config (refused with --resume, which reuses the run's):

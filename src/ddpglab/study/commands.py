@@ -29,7 +29,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--episodes", type=positive_int, metavar="N", help="replace the spec's budget"
     )
     study.add_argument(
-        "--workers", type=positive_int, metavar="N", help="worker processes (default: one per core)"
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="worker processes, or Ray tasks at once (default: one per core, or per CPU of "
+        "the Ray cluster)",
     )
     study.add_argument(
         "--seeds-per-job",
@@ -55,6 +59,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--tensorboard",
         action="store_true",
         help="also write each member's scalars to DIR/tensorboard/ (extra: tensorboard)",
+    )
+    study.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where jobs run: local worker processes (default), or Ray tasks of --threads "
+        "CPUs each (extra: ray)",
+    )
+    study.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the Ray cluster to join ('auto' or HOST:PORT); "
+        "default: start Ray on this machine",
     )
     study.set_defaults(run=cmd_study)
 
@@ -82,6 +99,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         report=not args.no_report,
         torch_threads=args.threads,
         tensorboard=args.tensorboard,
+        backend=args.backend,
+        address=args.address,
     )
     if args.quiet:
         print(json.dumps(result.to_dict()))

@@ -1,4 +1,5 @@
-"""Run a study: jobs in parallel local worker processes, one writer of the results store.
+"""Run a study: jobs in parallel (local worker processes, or Ray tasks), one writer of the
+results store.
 
 The study folder holds ``results.sqlite`` (with the canonical spec and its hash in the
 ``study`` table), ``spec.yaml`` (the canonical spec: rerunning it resumes),
@@ -15,7 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ddpglab.checkpoint import write_text_atomic
 from ddpglab.config import ConfigError
 from ddpglab.store import ResultsStore, is_empty_store, read_study
 from ddpglab.study.display import StudyProgress
-from ddpglab.study.driver import Driver, RunInfo
+from ddpglab.study.driver import Backend, Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
 from ddpglab.study.resume import resume_state, state_path_for
 from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
@@ -32,6 +33,8 @@ from ddpglab.study.worker import JobTask
 from ddpglab.tensorboard import LOG_DIR, TensorBoardStore, require_tensorboard
 
 STORE = "results.sqlite"
+#: Where jobs can run: ``local`` worker processes, or ``ray`` tasks (extra: ray).
+BACKENDS = ("local", "ray")
 #: What a study writes in its folder; ``--overwrite`` removes exactly these.
 STUDY_ARTIFACTS = (
     STORE,
@@ -147,6 +150,7 @@ def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, 
     """Register every new planned run as pending; one worker task per job (a job that
     continues from a saved state keeps its runs)."""
     tasks = []
+    root = out.absolute()  # a Ray task does not run in the driver's working folder
     for job in plan.jobs:
         variant = job.variant
         if job.run_ids is not None:
@@ -161,13 +165,28 @@ def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, 
         task = JobTask(
             config=variant.config_for(list(job.seeds), plan.torch_threads).model_dump(mode="json"),
             run_ids=run_ids,
-            out_dir=str(out / rel_dir),
+            out_dir=str(root / rel_dir),
             rel_dir=rel_dir,
-            state_path=str(state_path_for(out, variant.name, job.seeds)),
+            state_path=str(state_path_for(root, variant.name, job.seeds)),
             resume=job.run_ids is not None,
         )
         tasks.append((task, RunInfo(variant.name, run_ids)))
     return tasks
+
+
+def make_backend(backend: str, address: str | None) -> Backend:
+    """The backend named ``backend``; ConfigError for a bad choice or a missing extra."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    if address is not None and backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    if backend == "ray":
+        from ddpglab.study.ray_backend import RayBackend
+
+        return RayBackend(address)
+    from ddpglab.study.local_backend import LocalBackend
+
+    return LocalBackend()
 
 
 def run_study(
@@ -180,6 +199,8 @@ def run_study(
     report: bool = True,
     torch_threads: int | None = None,
     tensorboard: bool = False,
+    backend: str = "local",
+    address: str | None = None,
 ) -> StudyResult:
     """Run (or resume) a study into the folder ``out``; the Python API of ``ddpglab study``.
 
@@ -196,6 +217,11 @@ def run_study(
         torch_threads: torch threads per worker (default: cores // workers, at least 1).
         tensorboard: also write each member's scalars to ``out/tensorboard/<variant>/seed<s>``
             (needs the ``tensorboard`` extra).
+        backend: ``local`` (worker processes) or ``ray`` (Ray tasks; needs the ``ray``
+            extra). With ``ray``, ``workers`` counts the jobs running at once (default: the
+            cluster's CPUs) and each task asks for ``torch_threads`` CPUs.
+        address: the Ray cluster to join (``auto``, or ``HOST:PORT``); None starts Ray on
+            this machine with workers x threads CPUs. Only with ``backend="ray"``.
 
     Workers are fresh processes that import the caller's main module, so a script that
     calls this needs the ``if __name__ == "__main__":`` guard.
@@ -205,41 +231,53 @@ def run_study(
         KeyboardInterrupt: after stopping the workers and marking their runs failed.
     """
     start = time.perf_counter()
+    executor = make_backend(backend, address)
     study, out = _as_study(spec), Path(out)
     all_seeds = {v.name: list(study.seeds) for v in study.variants}
     check_out_dir(out, study, overwrite)
     check_resources(study, plan_jobs(study, all_seeds, workers, seeds_per_job))
     if tensorboard:
         require_tensorboard()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
-    with _locked(out):
-        if overwrite:
-            _clear(out)
-        write_text_atomic(out / "spec.yaml", study.to_yaml())
-        with ResultsStore(out / STORE) as store:
-            if store.study() is None:
-                store.set_study(study.name, canonical_json(study.canonical), study.spec_hash)
-            pending, skipped, resumed = resume_state(store, study, out)
-            plan = plan_jobs(
-                study, pending, workers, seeds_per_job, torch_threads=torch_threads, resumed=resumed
-            )
-            tasks = register(store, plan, out)
-            n_runs = sum(len(task.run_ids) for task, _ in tasks)
-            unit = "env steps" if study.by_steps else "episodes"
-            display = StudyProgress(study.name, len(tasks), n_runs * study.budget, unit, progress)
-            writer = TensorBoardStore(store, out / LOG_DIR) if tensorboard else store
-            driver = Driver(writer, out, plan.workers, study.budget, study.by_steps, display)
-            try:
-                if tasks:
-                    with display:
-                        driver.run(tasks)
-            finally:
-                if tensorboard:
-                    writer.close_writers()
-            result = _result(study, out, store, [t[1] for t in tasks], skipped)
+    cores = executor.connect(workers, torch_threads)
+    with closing(executor):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+        with _locked(out):
+            if overwrite:
+                _clear(out)
+            write_text_atomic(out / "spec.yaml", study.to_yaml())
+            with ResultsStore(out / STORE) as store:
+                if store.study() is None:
+                    store.set_study(study.name, canonical_json(study.canonical), study.spec_hash)
+                pending, skipped, resumed = resume_state(store, study, out)
+                plan = plan_jobs(
+                    study,
+                    pending,
+                    workers,
+                    seeds_per_job,
+                    cores=cores,
+                    torch_threads=torch_threads,
+                    resumed=resumed,
+                )
+                tasks = register(store, plan, out)
+                n_runs = sum(len(task.run_ids) for task, _ in tasks)
+                unit = "env steps" if study.by_steps else "episodes"
+                total = n_runs * study.budget
+                display = StudyProgress(study.name, len(tasks), total, unit, progress)
+                writer = TensorBoardStore(store, out / LOG_DIR) if tensorboard else store
+                driver = Driver(
+                    writer, out, executor, plan.workers, study.budget, study.by_steps, display
+                )
+                try:
+                    if tasks:
+                        with display:
+                            driver.run(tasks)
+                finally:
+                    if tensorboard:
+                        writer.close_writers()
+                result = _result(study, out, store, [t[1] for t in tasks], skipped)
     result.wall_s = time.perf_counter() - start
     if report:
         result.report = write_report_if_available(out)

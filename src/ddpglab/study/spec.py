@@ -199,7 +199,7 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _spec_error(origin: str, err: ValidationError) -> ConfigError:
+def spec_error(origin: str, err: ValidationError) -> ConfigError:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
@@ -208,7 +208,7 @@ def _spec_error(origin: str, err: ValidationError) -> ConfigError:
     return ConfigError(f"{origin}: {where}: {message}" if where else f"{origin}: {message}")
 
 
-def _read_yaml_file(path: Path, what: str) -> Any:
+def read_yaml_file(path: Path, what: str) -> Any:
     try:  # is_file() too can fail: a name longer than the file system allows
         if not path.is_file():
             raise ConfigError(f"{what} not found: {path}")
@@ -224,7 +224,7 @@ def _read_yaml_file(path: Path, what: str) -> Any:
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a spec file; problems raise a one-line :class:`ConfigError`."""
     path = Path(path)
-    data = _read_yaml_file(path, "study spec")
+    data = read_yaml_file(path, "study spec")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping (name, base, seeds, variants, ...)")
     return parse_spec(data, str(path))
@@ -235,7 +235,7 @@ def parse_spec(data: dict[str, Any], origin: str = "study spec") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as err:
-        raise _spec_error(origin, err) from None
+        raise spec_error(origin, err) from None
 
 
 # -- resolving ----------------------------------------------------------------------------
@@ -328,12 +328,12 @@ def _normalized(overrides: dict[str, Any], config: Config) -> dict[str, Any]:
     return {key: _value_at(dumped, key) for key in overrides}
 
 
-def _base_overrides(spec: StudySpec, spec_dir: Path) -> dict[str, Any]:
+def base_overrides(base: BaseSpec, spec_dir: Path) -> dict[str, Any]:
     """The config file (seeds and threads dropped: the study sets them), then base.set."""
     layer: dict[str, Any] = {}
-    if spec.base.config is not None:
-        path = spec_dir / spec.base.config
-        data = _read_yaml_file(path, "base config file")
+    if base.config is not None:
+        path = spec_dir / base.config
+        data = read_yaml_file(path, "base config file")
         if data is not None and not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of config sections")
         layer = _flatten(data or {})
@@ -342,7 +342,7 @@ def _base_overrides(spec: StudySpec, spec_dir: Path) -> dict[str, Any]:
         for chosen, other in (("train.steps", "train.episodes"), ("train.episodes", "train.steps")):
             if layer.get(chosen) is not None:
                 layer.setdefault(other, None)  # one budget: the file's, not a default's too
-    return {**layer, **spec.base.set}
+    return {**layer, **base.set}
 
 
 def _validated(origin: str, base: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -380,7 +380,7 @@ def expand_variants(spec: StudySpec) -> list[tuple[str, str | None, dict[str, An
 def resolve(spec: StudySpec, spec_dir: str | Path = ".") -> Study:
     """Expand and validate every variant; ``spec_dir`` anchors ``base.config``."""
     base_data = preset_dict(spec.base.preset) if spec.base.preset else {}
-    base_set = _base_overrides(spec, Path(spec_dir))
+    base_set = base_overrides(spec.base, Path(spec_dir))
     base_config = _validated("study base", base_data, base_set)
     if spec.steps is not None or (spec.episodes is None and base_config.train.steps is not None):
         budget = {"steps": spec.steps or base_config.train.steps}

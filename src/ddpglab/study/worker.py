@@ -1,8 +1,10 @@
-"""The worker process: trains one job and reports every store write to the driver.
+"""The worker: trains one job and reports every store write to the driver.
 
 The driver is the only writer of ``results.sqlite``. A worker hands its
-:class:`~ddpglab.trainer.Trainer` a :class:`StoreProxy` whose methods send each write
-over a pipe, as ``(method, args)`` messages the driver applies in arrival order.
+:class:`~ddpglab.trainer.Trainer` a :class:`StoreProxy` whose methods send each write as a
+``(method, args)`` message the driver applies in arrival order: over a pipe from a local
+worker process (:func:`run_job`), through a Ray queue from a Ray task
+(:mod:`ddpglab.study.ray_backend`); :func:`execute_job` is the part both share.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,17 @@ class JobTask:
     resume: bool = False  # continue from the state at state_path
 
 
+class Sender(Protocol):
+    """Where a job's messages go: a pipe's end, or anything with the same ``send``."""
+
+    def send(self, message: tuple[str, tuple[Any, ...]]) -> None:
+        """Deliver one message; raise OSError when the driver can no longer be reached."""
+
+
 class StoreProxy:
     """The :class:`~ddpglab.store.ResultsStore` methods a Trainer calls, sent to the driver."""
 
-    def __init__(self, conn: Connection, run_ids: dict[int, int], rel_dir: str):
+    def __init__(self, conn: Sender, run_ids: dict[int, int], rel_dir: str):
         self.conn = conn
         self.run_ids = run_ids
         self.rel_dir = PurePosixPath(rel_dir)
@@ -67,6 +76,18 @@ def run_job(task: JobTask, conn: Connection) -> None:
     # Ctrl-C reaches the whole process group; the driver alone decides how workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        execute_job(task, conn)
+    finally:
+        conn.close()
+
+
+def execute_job(task: JobTask, conn: Sender) -> None:
+    """Train the job, sending its store writes to ``conn``, then ``job_done`` or ``job_error``.
+
+    Signals are left as they are: SIGINT or SIGTERM, where handled, stops the Trainer at
+    the end of a step with its state saved (the job then ends with ``job_error``).
+    """
+    try:
         from ddpglab.config import Config
         from ddpglab.trainer import Trainer
 
@@ -87,5 +108,3 @@ def run_job(task: JobTask, conn: Connection) -> None:
         reason = f"{type(err).__name__}: {err}".strip()
         with contextlib.suppress(OSError):  # the driver is gone: nobody is left to tell
             conn.send(("job_error", (reason, traceback.format_exc())))
-    finally:
-        conn.close()

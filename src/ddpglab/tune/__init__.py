@@ -1,0 +1,1 @@
+"""Hyperparameter search on Optuna: search specs with priors, parallel trials, pruning."""

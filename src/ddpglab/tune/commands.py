@@ -1,0 +1,100 @@
+"""``ddpglab tune SPEC --out DIR``: run or resume an evolutionary hyperparameter search."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ddpglab.cli import positive_int
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the ``tune`` subcommand."""
+    tune = commands.add_parser(
+        "tune",
+        help="hyperparameter search (Optuna; genetic by default) over a search spec; "
+        "rerun to resume",
+        description="Search the spec's space: each trial trains the objective's seeds as "
+        "members of one run and scores the mean of their last-k episode returns. Writes "
+        "DIR/optuna.sqlite3, best.yaml, trials.csv, trials.md, history.png, importance.png.",
+    )
+    tune.add_argument(
+        "spec", type=Path, help="search spec (YAML), e.g. studies/tune-softmax-beta.yaml"
+    )
+    tune.add_argument("--out", type=Path, required=True, metavar="DIR", help="search folder")
+    tune.add_argument(
+        "--trials", type=positive_int, metavar="N", help="finished trials wanted in all"
+    )
+    tune.add_argument("--episodes", type=positive_int, metavar="N", help="episodes per trial")
+    tune.add_argument(
+        "--workers", type=positive_int, metavar="N", help="trials at once (default: one per core)"
+    )
+    tune.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="T",
+        help="torch threads per trial (default: cores // workers, at least 1)",
+    )
+    tune.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local worker processes (default) or Ray tasks (extra: ray)",
+    )
+    tune.add_argument(
+        "--address", help="Ray cluster to join ('auto' or host:port); needs --backend ray"
+    )
+    tune.set_defaults(run=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run the search; exit status 1 if it holds no complete trial."""
+    from ddpglab.config import ConfigError
+    from ddpglab.tune.search import run_search
+    from ddpglab.tune.spec import load_search
+
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError("tune needs optuna: pip install 'ddpglab[tune]'") from None
+    search = load_search(args.spec, trials=args.trials, episodes=args.episodes)
+
+    def on_trial(trial, outcome) -> None:
+        params = ", ".join(
+            f"{k} {_short(v)}" for k, v in trial.user_attrs.get("config_params", {}).items()
+        )
+        if outcome.state == "complete":
+            what = f"value {outcome.value:.2f}"
+        elif outcome.state == "pruned":
+            what = f"pruned at episode {outcome.episode} (score {outcome.value:.2f})"
+        else:
+            what = f"failed: {outcome.error}"
+        print(f"trial {trial.number}: {what} ({params})", flush=True)
+
+    result = run_search(
+        search,
+        args.out,
+        workers=args.workers,
+        torch_threads=args.threads,
+        backend=args.backend,
+        address=args.address,
+        on_trial=on_trial,
+    )
+    finished = result.complete + result.pruned + result.failed
+    share = result.pruned / finished if finished else 0.0
+    print(
+        f"search {search.spec.name}: {finished} trials ({result.complete} complete, "
+        f"{result.pruned} pruned = {share:.0%}, {result.failed} failed); "
+        f"{result.ran} run now in {result.wall_s:.1f} s"
+    )
+    if result.best_value is not None:
+        params = ", ".join(f"{k} = {_short(v)}" for k, v in result.best_params.items())
+        print(f"best: {result.best_value:.2f} with {params}")
+    print("wrote " + ", ".join(str(p) for p in result.files))
+    return 0 if result.complete else 1
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,124 @@
+"""One trial, run in a worker: train its seeds as members of one run, report, maybe prune.
+
+The worker reopens the search's Optuna storage and reports the trial's intermediate score
+every ``report_every`` episodes; the pruner compares it with the other trials' scores at
+the same episode and may stop the trial there. The driver alone asks for trials and
+tells their outcome.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+
+def objective_value(returns: list[list[float]], last: int) -> float:
+    """J = 1/S sum_s mean(R_s[-k:]): the mean over seeds s of each seed's last-k returns."""
+    return sum(sum(r[-last:]) / len(r[-last:]) for r in returns) / len(returns)
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """What a worker needs to run one trial."""
+
+    storage: str  # Optuna storage URL of the search
+    study_name: str
+    trial_id: int
+    config: dict[str, Any]  # the trial's validated config, as a mapping
+    last: int
+    report_every: int
+    prune_after: int  # no pruning before this episode
+    prune: bool
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended: complete with its value, pruned at an episode, or failed."""
+
+    state: str  # "complete", "pruned" or "failed"
+    value: float | None = None
+    episode: int | None = None  # pruned: the episode it was stopped at
+    error: str | None = None
+
+
+class TrialPruned(Exception):
+    """Raised inside training when the pruner stops the trial."""
+
+
+class ScoreReporter:
+    """The results-store methods a Trainer calls; it keeps the returns and reports scores."""
+
+    def __init__(self, task: TrialTask, trial: Any, seeds: int):
+        self.task, self.trial = task, trial
+        self.returns: list[list[float]] = [[] for _ in range(seeds)]
+        self.reported = 0  # the latest episode scored
+        self.failure: str | None = None
+
+    def add_episodes(self, rows: list[tuple]) -> None:
+        for row in rows:
+            seed_index = row[0]
+            self.returns[seed_index].append(float(row[2]))
+        episode = min(len(r) for r in self.returns)
+        every = self.task.report_every
+        if episode // every > self.reported // every:
+            self.reported = episode - episode % every
+            score = objective_value([r[: self.reported] for r in self.returns], self.task.last)
+            self.trial.report(score, self.reported)
+            due = self.task.prune and self.reported >= self.task.prune_after
+            if due and self.trial.should_prune():
+                raise TrialPruned(f"pruned at episode {self.reported}")
+
+    def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
+        if status == "failed" and error and self.failure is None:
+            self.failure = error
+
+    def add_eval(self, *args: Any) -> None:
+        pass
+
+    def add_checkpoint(self, *args: Any) -> None:
+        pass
+
+
+def run_trial(task: TrialTask) -> TrialOutcome:
+    """Train the trial's members and score them; never raises (the outcome says why)."""
+    # Ctrl-C reaches the whole process group; the driver alone decides how trials stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import optuna
+
+    from ddpglab.config import Config
+    from ddpglab.trainer import Trainer
+
+    try:
+        study = optuna.load_study(
+            study_name=task.study_name, storage=task.storage, pruner=make_pruner(task.prune)
+        )
+        trial = optuna.trial.Trial(study, task.trial_id)
+        config = Config.model_validate(task.config)
+        reporter = ScoreReporter(task, trial, len(config.train.seeds))
+        trainer = Trainer(config, store=reporter)  # type: ignore[arg-type]
+        # Registered runs already: no add_run, and each row's run id is its member's index.
+        trainer.run_ids = list(range(len(config.train.seeds)))
+        trainer.run()
+    except TrialPruned:
+        value = objective_value([r[: reporter.reported] for r in reporter.returns], task.last)
+        return TrialOutcome("pruned", value, reporter.reported)
+    except Exception as err:  # reported to the driver, which records the trial as failed
+        return TrialOutcome("failed", error=f"{type(err).__name__}: {err}".strip())
+    if reporter.failure is not None:
+        return TrialOutcome("failed", error=reporter.failure)
+    value = objective_value(reporter.returns, task.last)
+    if not math.isfinite(value):
+        return TrialOutcome("failed", error=f"objective is {value}")
+    return TrialOutcome("complete", value)
+
+
+def make_pruner(prune: bool) -> Any:
+    """Median pruning: stop a trial whose score is below the median of the other trials'
+    scores at the same episode (once 3 trials are complete); or none."""
+    import optuna
+
+    if not prune:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=3)

@@ -1,0 +1,238 @@
+"""``ddpglab tune``: search specs and priors, trials end to end, pruning, resume, refusals."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from cli_support import run_cli
+
+from ddpglab.cli import main
+from ddpglab.config import ConfigError, load_config
+from ddpglab.tune.search import STORAGE, open_search, requeue_interrupted, storage_url
+from ddpglab.tune.spec import LogNormal, load_search
+from ddpglab.tune.trial import ScoreReporter, TrialPruned, TrialTask, objective_value
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+TINY = {
+    "name": "tiny",
+    "base": {
+        "preset": "pendulum",
+        "set": {
+            "agent.hidden": [16, 16],
+            "agent.batch_size": 8,
+            "agent.learning_starts": 0,
+            "replay.kind": "softmax",
+            "replay.capacity": 500,
+            "env.max_episode_steps": 20,
+            "train.eval_every": 0,
+            "train.eval_episodes": 1,
+            "train.checkpoint_every": 0,
+        },
+    },
+    "objective": {"seeds": 2, "last": 1, "report_every": 1},
+    "trials": 3,
+    "episodes": 2,
+    "population": 2,
+    "space": {
+        "replay.softmax.beta": {"prior": "lognormal", "mu": 0.0, "sigma": 1.0},
+        "agent.actor_lr": {"prior": "loguniform", "low": 1e-4, "high": 1e-2},
+        "replay.capacity": {"prior": "categorical", "choices": [200, 500]},
+    },
+}
+
+
+def write_spec(folder: Path, **changes) -> Path:
+    path = folder / "search.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+def finished_trials(out: Path) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="tiny", storage=storage_url(out))
+    return [t for t in study.trials if t.state.is_finished()]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished 3-trial search: the exit status, its folder and the spec's folder."""
+    folder = tmp_path_factory.mktemp("tune")
+    out = folder / "out"
+    rc = main(["tune", str(write_spec(folder)), "--out", str(out), "--workers", "1"])
+    return rc, out, folder
+
+
+# -- the search end to end ---------------------------------------------------------------------
+
+
+def test_a_tiny_search_writes_every_output_and_a_trainable_best_config(searched):
+    rc, out, _ = searched
+    assert rc == 0
+    for name in ("optuna.sqlite3", "best.yaml", "trials.csv", "trials.md", "history.png"):
+        assert (out / name).is_file(), name
+    trials = finished_trials(out)
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["trial"]) == [0, 1, 2]
+    assert set(table.columns) >= {"state", "value", "replay.softmax.beta", "agent.actor_lr"}
+    best = max(trials, key=lambda t: t.value)
+    config = load_config(None, file=out / "best.yaml")
+    params = best.user_attrs["config_params"]
+    assert config.replay.softmax.beta == pytest.approx(params["replay.softmax.beta"])
+    assert config.agent.actor_lr == pytest.approx(params["agent.actor_lr"])
+    assert config.replay.capacity == params["replay.capacity"]
+    assert config.train.seeds == [0, 1] and config.train.episodes == 2
+
+
+def test_a_trial_scores_the_mean_of_its_seeds_last_k_returns(searched):
+    _, out, _ = searched
+    for trial in finished_trials(out):
+        # report_every 1: the score after episode 2 is the final objective (last = 1)
+        assert trial.intermediate_values[2] == pytest.approx(trial.value)
+        assert -16.3 * 20 <= trial.value <= 0
+
+
+def test_a_rerun_adds_trials_to_the_same_storage(searched, capsys):
+    _, searched_out, folder = searched
+    out = folder / "resumed"
+    shutil.copytree(searched_out, out)
+    before = {t.number: (t.params, t.value) for t in finished_trials(out)}
+    argv = ["tune", str(folder / "search.yaml"), "--out", str(out), "--workers", "1"]
+    rc, stdout, err = run_cli([*argv, "--trials", "4"], capsys)
+    assert rc == 0, err
+    after = finished_trials(out)
+    assert len(after) == 4
+    assert {t.number: (t.params, t.value) for t in after[:3]} == before
+    assert "search tiny: 4 trials (" in stdout and "1 run now" in stdout
+
+
+def test_a_different_search_in_the_same_folder_is_refused(searched, capsys):
+    _, out, folder = searched
+    other = folder / "other"
+    other.mkdir()
+    argv = ["tune", str(write_spec(other, objective={"seeds": 3, "last": 1})), "--out", str(out)]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and "other settings" in err and len(err.strip().splitlines()) == 1
+
+
+# -- bad specs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("space", "mention"),
+    [
+        ({"agent.tau": {"prior": "loguniform", "low": -1e-3, "high": 0.1}}, "greater than 0"),
+        ({"agent.tau": {"prior": "lognormal", "mu": 0, "sigma": -1}}, "greater than 0"),
+        ({"agent.taux": {"prior": "uniform", "low": 0.1, "high": 0.2}}, "agent.taux"),
+        ({"agent.tau": {"prior": "uniform", "low": 0.2, "high": 0.1}}, "must be below high"),
+        ({"agent.tau": {"prior": "gaussian"}}, "prior"),
+        ({"train.seeds": {"prior": "int", "low": 0, "high": 3}}, "set by the search itself"),
+        ({"agent.tau": {"prior": "uniform", "low": 0.5, "high": 2.0}}, "agent.tau"),
+    ],
+)
+def test_a_bad_search_space_is_one_line_and_status_2(tmp_path, capsys, space, mention):
+    out = tmp_path / "out"
+    rc, _, err = run_cli(
+        ["tune", str(write_spec(tmp_path, space=space)), "--out", str(out)], capsys
+    )
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and mention in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_address_without_the_ray_backend_is_refused(tmp_path, capsys):
+    argv = ["tune", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"), "--address", "auto"]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and "--backend ray" in err
+
+
+# -- pieces ------------------------------------------------------------------------------------
+
+
+def test_objective_is_the_mean_over_seeds_of_the_last_k_returns():
+    assert objective_value([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]], last=2) == (2.5 + 25.0) / 2
+    assert objective_value([[4.0]], last=5) == 4.0  # fewer than k episodes: all of them
+
+
+class FakeTrial:
+    def __init__(self, prune_from: int):
+        self.reports: list[tuple[float, int]] = []
+        self.prune_from = prune_from
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((value, step))
+
+    def should_prune(self) -> bool:
+        return self.reports[-1][1] >= self.prune_from
+
+
+def test_scores_are_reported_every_n_episodes_and_pruning_waits_for_prune_after():
+    task = TrialTask("", "", 0, {}, last=2, report_every=2, prune_after=4, prune=True)
+    trial = FakeTrial(prune_from=2)  # the pruner would stop it at once; prune_after holds it
+    reporter = ScoreReporter(task, trial, seeds=2)
+    reporter.add_episodes([(0, 1, -10.0), (1, 1, -20.0)])
+    assert trial.reports == []
+    reporter.add_episodes([(0, 2, -6.0), (1, 2, -8.0)])  # both seeds at episode 2
+    assert trial.reports == [((-8.0 + -14.0) / 2, 2)]
+    reporter.add_episodes([(0, 3, -2.0)])
+    reporter.add_episodes([(1, 3, -2.0), (0, 4, 0.0)])
+    with pytest.raises(TrialPruned):
+        reporter.add_episodes([(1, 4, -4.0)])
+    assert trial.reports[-1] == ((-1.0 + -3.0) / 2, 4)
+
+
+def test_lognormal_prior_draws_exp_of_a_normal():
+    prior = LogNormal(prior="lognormal", mu=math.log(0.5), sigma=0.8)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    draws = [prior.suggest(study.ask(), "beta") for _ in range(4000)]
+    logs = np.log(draws)
+    assert abs(logs.mean() - math.log(0.5)) < 0.05
+    assert abs(logs.std() - 0.8) < 0.05  # the 3.09-sigma truncation shrinks it by < 1 %
+    assert np.all(np.abs(logs - math.log(0.5)) <= 3.1 * 0.8)
+
+
+def test_trials_left_running_by_a_stop_are_failed_and_queued_again(tmp_path):
+    search = load_search(write_spec(tmp_path))
+    study = open_search(search, tmp_path / "out")
+    running = study.ask()
+    beta = search.spec.space["replay.softmax.beta"].suggest(running, "replay.softmax.beta")
+    assert requeue_interrupted(study) == 1
+    first = study.trials[0]
+    assert first.state.name == "FAIL" and first.user_attrs["interrupted"]
+    again = study.ask()
+    assert search.spec.space["replay.softmax.beta"].suggest(again, "replay.softmax.beta") == beta
+    assert (tmp_path / "out" / STORAGE).is_file()
+
+
+def test_the_shipped_softmax_beta_search_follows_the_2023_plan():
+    search = load_search(STUDIES / "tune-softmax-beta.yaml")
+    space = search.spec.space
+    assert space["replay.softmax.beta"].prior == "lognormal"
+    assert {"agent.actor_lr", "agent.critic_lr", "agent.tau"} <= set(space)
+    assert search.spec.sampler == "genetic" and search.spec.pruner == "median"
+    assert search.config({}).replay.kind == "softmax"
+    assert search.config({}).env.id == "Pendulum-v1"
+
+
+def test_a_config_error_in_load_search_names_the_search_base(tmp_path):
+    bad = write_spec(tmp_path, base={"preset": "pendulum", "set": {"agent.nope": 1}})
+    with pytest.raises(ConfigError, match="search base"):
+        load_search(bad)
+
+
+def test_the_ray_backend_scores_trials_as_the_local_one_does(searched, tmp_path, capsys):
+    """Same sampler seed, one trial at a time: the same parameters and the same values."""
+    _, local_out, folder = searched
+    out = tmp_path / "ray"
+    argv = ["tune", str(folder / "search.yaml"), "--out", str(out), "--workers", "1"]
+    rc, stdout, err = run_cli([*argv, "--backend", "ray", "--trials", "2"], capsys)
+    assert rc == 0, err
+    local = {t.number: (t.params, t.value, t.state) for t in finished_trials(local_out)[:2]}
+    assert {t.number: (t.params, t.value, t.state) for t in finished_trials(out)} == local
