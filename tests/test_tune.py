@@ -174,7 +174,7 @@ class FakeTrial:
 
 
 def test_scores_are_reported_every_n_episodes_and_pruning_waits_for_prune_after():
-    task = TrialTask("", "", 0, {}, last=2, report_every=2, prune_after=4, prune=True)
+    task = TrialTask("", "", 0, {}, last=2, report_every=2, prune_after=4, prune=True, episodes=6)
     trial = FakeTrial(prune_from=2)  # the pruner would stop it at once; prune_after holds it
     reporter = ScoreReporter(task, trial, seeds=2)
     reporter.add_episodes([(0, 1, -10.0), (1, 1, -20.0)])
@@ -186,6 +186,15 @@ def test_scores_are_reported_every_n_episodes_and_pruning_waits_for_prune_after(
     with pytest.raises(TrialPruned):
         reporter.add_episodes([(1, 4, -4.0)])
     assert trial.reports[-1] == ((-1.0 + -3.0) / 2, 4)
+
+
+def test_a_trial_that_spent_its_budget_is_never_pruned():
+    task = TrialTask("", "", 0, {}, last=1, report_every=1, prune_after=1, prune=True, episodes=2)
+    trial = FakeTrial(prune_from=2)  # the pruner would stop it at its last score
+    reporter = ScoreReporter(task, trial, seeds=1)
+    reporter.add_episodes([(0, 1, -3.0)])
+    reporter.add_episodes([(0, 2, -1.0)])  # no TrialPruned: the trial is complete
+    assert trial.reports == [(-3.0, 1), (-1.0, 2)]
 
 
 def test_lognormal_prior_draws_exp_of_a_normal():

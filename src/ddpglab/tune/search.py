@@ -231,6 +231,7 @@ def _ask(study: Any, search: Search, out: Path, threads: int) -> tuple[Any, Tria
         report_every=objective.report_every,
         prune_after=search.prune_after,
         prune=search.spec.pruner == "median",
+        episodes=search.episodes,
     )
     return trial, task
 

@@ -31,6 +31,7 @@ class TrialTask:
     report_every: int
     prune_after: int  # no pruning before this episode
     prune: bool
+    episodes: int  # the trial's budget: at the last score it is complete, never pruned
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class ScoreReporter:
             self.reported = episode - episode % every
             score = objective_value([r[: self.reported] for r in self.returns], self.task.last)
             self.trial.report(score, self.reported)
-            due = self.task.prune and self.reported >= self.task.prune_after
+            task = self.task
+            due = task.prune and task.prune_after <= self.reported < task.episodes
             if due and self.trial.should_prune():
                 raise TrialPruned(f"pruned at episode {self.reported}")
 
