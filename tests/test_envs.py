@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -138,5 +140,29 @@ def test_member_envs_report_truncation_and_reset_the_ended_member():
         np.testing.assert_array_equal(envs.obs, obs)
         # A reset Pendulum starts at rest-ish: |theta_dot| <= 1 (next_obs after 3 steps may not).
         assert np.all(np.abs(obs[:, 2]) <= 1.0)
+    finally:
+        envs.close()
+
+
+def _walk(envs: MemberEnvs, actions: np.ndarray) -> np.ndarray:
+    return np.stack([envs.step(a)[1] for a in actions])
+
+
+def test_a_box2d_member_resumes_exactly_after_many_episodes():
+    """BipedalWalker keeps one Box2D world across resets, and its history changes later
+    episodes' rounding; a fresh env per episode makes the replay on resume exact."""
+    rng = np.random.default_rng(0)
+    steps = 0.3 * rng.uniform(-1, 1, (1400, 1, 4)).astype(np.float32)
+    envs = MemberEnvs("BipedalWalker-v3", [7], max_episode_steps=200)
+    try:
+        _walk(envs, steps[:1050])  # five episodes or more (a fall ends one early)
+        state = copy.deepcopy(envs.state_dict())
+        assert envs.reset_rng_states[0] is not None and envs.episode_steps[0] > 0
+        resumed = MemberEnvs("BipedalWalker-v3", [7], max_episode_steps=200)
+        try:
+            resumed.load_state_dict(state)
+            np.testing.assert_array_equal(_walk(resumed, steps[1050:]), _walk(envs, steps[1050:]))
+        finally:
+            resumed.close()
     finally:
         envs.close()

@@ -32,15 +32,19 @@ MARKER = "DDPGLAB_TEST_RAY_STOP_MARKER"
 
 class TroubledPendulum(PendulumEnv):
     """Pendulum that, after ``after`` steps, raises, kills its process, or (once per marker
-    file) sends its process SIGTERM, which makes the Trainer save its state and stop."""
+    file) sends its process SIGTERM, which makes the Trainer save its state and stop.
+    Steps are counted per process and kind (each episode runs in a fresh env)."""
+
+    steps_in_process: dict[str, int] = {}
 
     def __init__(self, after: int, how: str, **kwargs: Any):
         super().__init__(**kwargs)
-        self.after, self.how, self.steps = after, how, 0
+        self.after, self.how = after, how
 
     def step(self, action):
-        self.steps += 1
-        if self.steps == self.after + 1:
+        counts = TroubledPendulum.steps_in_process
+        counts[self.how] = counts.get(self.how, 0) + 1
+        if counts[self.how] == self.after + 1:
             if self.how == "raise":
                 raise RuntimeError("simulated env failure")
             if self.how == "die":

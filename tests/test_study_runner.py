@@ -39,15 +39,18 @@ SMOKE = ROOT / "studies" / "smoke.yaml"
 
 
 class FailingPendulum(PendulumEnv):
-    """Pendulum whose ``step`` fails after ``after`` steps: raising, or killing its process."""
+    """Pendulum whose ``step`` fails after ``after`` steps in its process (each episode runs
+    in a fresh env, so they are counted across instances): raising, or killing the process."""
+
+    steps_in_process = 0
 
     def __init__(self, after: int, how: str, **kwargs: Any):
         super().__init__(**kwargs)
-        self.after, self.how, self.steps = after, how, 0
+        self.after, self.how = after, how
 
     def step(self, action):
-        self.steps += 1
-        if self.steps > self.after:
+        FailingPendulum.steps_in_process += 1
+        if FailingPendulum.steps_in_process > self.after:
             if self.how == "raise":
                 raise RuntimeError("simulated env failure")
             os._exit(3)  # no exception, no cleanup: as a segfault would leave it

@@ -70,13 +70,19 @@ class MemberEnvs:
     Member k's env is seeded with ``seeds[k]`` on its first reset (and its action space
     too), so its trajectory does not depend on which other members run beside it.
 
+    Every episode runs in a fresh env instance that carries on the previous one's RNG: an
+    episode then depends only on its RNG state and its actions, never on what earlier
+    episodes left inside the simulator (Box2D reuses one world across resets, and that
+    history changes the rounding, then the course, of later episodes).
+
     To be restored mid-episode (:meth:`state_dict`), each member remembers how its current
     episode began (its env's RNG state before the reset, or the seed of the first one) and
-    the actions taken since: an env that is deterministic given its RNG replays to the
-    same state, which needs no access to its internals (Box2D bodies cannot be copied).
+    the actions taken since: a fresh env reset from that RNG state replays to the same
+    state, which needs no access to its internals (Box2D bodies cannot be copied).
     """
 
     def __init__(self, env_id: str, seeds: list[int], max_episode_steps: int | None = None):
+        self.env_id, self.max_episode_steps = env_id, max_episode_steps
         self.envs = [make_env(env_id, max_episode_steps) for _ in seeds]
         space = self.envs[0].action_space
         self.low = space.low.astype(np.float32)
@@ -119,11 +125,22 @@ class MemberEnvs:
         self.episode_steps += 1
         self.obs = next_obs.copy()
         for k in np.flatnonzero(terminated | truncated):
-            env = self.envs[k]
-            self.reset_rng_states[k] = env.unwrapped.np_random.bit_generator.state
-            self.obs[k] = env.reset()[0]
+            rng_state = self.envs[k].unwrapped.np_random.bit_generator.state
+            self.reset_rng_states[k] = rng_state
+            self.obs[k] = self._begin_episode(k, rng_state)
             self.episode_steps[k] = 0
         return self.obs, next_obs, rewards, terminated, truncated
+
+    def _begin_episode(self, k: int, rng_state: dict[str, Any] | None) -> np.ndarray:
+        """Replace member k's env by a fresh instance reset from ``rng_state`` (None: the
+        member's seed, as its first episode); returns the first observation."""
+        self.envs[k].close()
+        env = self.envs[k] = make_env(self.env_id, self.max_episode_steps)
+        if rng_state is None:
+            env.action_space.seed(self.seeds[k])
+            return env.reset(seed=self.seeds[k])[0]
+        env.unwrapped.np_random.bit_generator.state = rng_state
+        return env.reset()[0]
 
     def state_dict(self) -> dict[str, Any]:
         """How each member's current episode began and the actions taken since."""
@@ -142,19 +159,15 @@ class MemberEnvs:
             RuntimeError: an env did not come back to the saved observation (it is not
                 deterministic given its RNG), so the run cannot continue exactly.
         """
-        for k, env in enumerate(self.envs):
+        for k in range(len(self.envs)):
             rng_state = state["reset_rng_states"][k]
-            if rng_state is None:
-                obs = env.reset(seed=self.seeds[k])[0]
-            else:
-                env.unwrapped.np_random.bit_generator.state = rng_state
-                obs = env.reset()[0]
+            obs = self._begin_episode(k, rng_state)
             actions = np.asarray(state["episode_actions"][k], dtype=np.float32)
             for action in rescale_action(actions, self.low, self.high):
-                obs = env.step(action)[0]
+                obs = self.envs[k].step(action)[0]
             if not np.array_equal(np.asarray(obs, dtype=np.float32), state["obs"][k]):
                 raise RuntimeError(
-                    f"env {env.spec.id} did not replay to its saved state (member {k}): "
+                    f"env {self.env_id} did not replay to its saved state (member {k}): "
                     "it is not deterministic given its RNG, so the run cannot resume exactly"
                 )
             self.reset_rng_states[k] = rng_state
