@@ -1,0 +1,192 @@
+"""The trainer's time per member-update as a multiple of the FLOP floor, measured in one run.
+
+The floor of one DDPG update is its matrix-product FLOPs divided by the rate this
+machine multiplies 2048 x 2048 float32 matrices at, both taken here: the FLOPs counted
+by hand (every forward and backward product of critic, target critic, actor and target
+actor) and checked against ``torch.utils.flop_counter``, the GEMM rate measured with the
+same torch thread count. Then, for each member count K, the agent's update alone and the
+whole trainer (act, step, store, sample, update) are timed, and each member-update's time
+is reported against the floor.
+
+    python benchmarks/floor.py [--members 1,30] [--threads 1] [--updates 300] [--steps 2000]
+
+Pendulum-v1 with the pendulum-2023 preset's networks (hidden 256 x 256, batch 64) by
+default; ``--preset`` and ``--set key=value`` change that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def linear_flops(batch: int, sizes: list[int]) -> list[int]:
+    """Forward FLOPs of each layer of an MLP with layer sizes ``sizes``: 2 B in out."""
+    return [2 * batch * i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+
+
+def ddpg_update_flops(obs: int, act: int, hidden: list[int], batch: int) -> dict[str, int]:
+    """Matrix-product FLOPs of one DDPG update (``DDPGAgent.update``), term by term.
+
+    A layer's backward costs its forward twice over (input and weight gradients), less
+    what nothing needs: the input gradient of a network's first layer, and, in the actor
+    step, the critic's weight gradients (the backward runs for the actor's inputs only).
+    """
+    actor = linear_flops(batch, [obs, *hidden, act])
+    critic = linear_flops(batch, [obs + act, *hidden, 1])
+    a, c = sum(actor), sum(critic)
+    return {
+        "target actor forward": a,
+        "target critic forward": c,
+        "critic forward": c,
+        "critic backward (weights, inputs after layer 1)": c + (c - critic[0]),
+        "actor forward": a,
+        "critic forward on mu(s)": c,
+        "critic backward to the action (inputs only)": c,
+        "actor backward (weights, inputs after layer 1)": a + (a - actor[0]),
+    }
+
+
+def counted_flops(agent, batch) -> int:
+    """FLOPs of one ``agent.update(batch)`` as torch's flop counter sees them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        agent.update(batch)
+    return counter.get_total_flops()
+
+
+def gemm_rate(threads: int, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a float32 ``size`` x ``size`` matrix product, best of ``repeats``."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def random_batch(members: int, batch: int, obs: int, act: int):
+    from ddpglab.replay import Batch
+
+    gen = torch.Generator().manual_seed(0)
+    return Batch(
+        obs=torch.randn(members, batch, obs, generator=gen),
+        actions=torch.rand(members, batch, act, generator=gen) * 2 - 1,
+        rewards=torch.randn(members, batch, generator=gen),
+        next_obs=torch.randn(members, batch, obs, generator=gen),
+        terminated=torch.zeros(members, batch),
+        indices=np.zeros((members, batch), dtype=np.int64),
+        weights=torch.ones(members, batch),
+        discounts=torch.full((members, batch), 0.99),
+    )
+
+
+def time_updates(agent, batch, updates: int) -> float:
+    """Seconds per ``agent.update``, median of 5 blocks of ``updates // 5``."""
+    for _ in range(10):
+        agent.update(batch)
+    block = max(1, updates // 5)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(block):
+            agent.update(batch)
+        times.append((time.perf_counter() - start) / block)
+    return float(np.median(times))
+
+
+def time_trainer(config, steps: int) -> float:
+    """Seconds per lockstep env step of the whole trainer, updates included."""
+    from ddpglab.trainer import Trainer
+
+    summary = Trainer(config).run()
+    return summary.wall_s / steps
+
+
+def main() -> None:
+    from ddpglab.agent import DDPGAgent
+    from ddpglab.config import load_config, parse_override
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", default="1,30", help="member counts K, comma-separated")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--updates", type=int, default=300, help="updates timed per K")
+    parser.add_argument("--steps", type=int, default=2000, help="trainer steps per K (0: skip)")
+    parser.add_argument("--preset", default="pendulum-2023")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+
+    rate = gemm_rate(args.threads)
+    overrides = dict(parse_override(item) for item in args.set)
+    rows = []
+    for members in [int(k) for k in args.members.split(",")]:
+        steps = max(args.steps, 1)
+        config = load_config(
+            args.preset,
+            overrides={
+                **overrides,
+                "train.seeds": list(range(members)),
+                "train.steps": steps,
+                "train.episodes": None,
+                "train.eval_every": 0,
+                "train.eval_episodes": 1,
+                "train.checkpoint_every": 0,
+                "train.state_every": 0,
+                "train.torch_threads": args.threads,
+            },
+        )
+        from ddpglab.envs import make_env
+
+        env = make_env(config.env.id)
+        obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
+        cfg = config.agent
+        by_hand = ddpg_update_flops(obs, act, cfg.hidden, cfg.batch_size)
+        agent = DDPGAgent(obs, act, cfg, list(range(members)))
+        batch = random_batch(members, cfg.batch_size, obs, act)
+        counted = counted_flops(agent, batch) / members
+        floor = sum(by_hand.values()) / rate
+        update_s = time_updates(agent, batch, args.updates) / members
+        row = {
+            "members": members,
+            "threads": args.threads,
+            "flops_by_hand": sum(by_hand.values()),
+            "flops_counted": counted,
+            "gemm_gflops": rate / 1e9,
+            "floor_ms": floor * 1e3,
+            "update_ms_per_member": update_s * 1e3,
+            "update_over_floor": update_s / floor,
+        }
+        if args.steps:
+            step_s = time_trainer(config, steps) / members
+            row |= {
+                "trainer_ms_per_member_step": step_s * 1e3,
+                "trainer_over_floor": step_s / floor,
+            }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("\nFLOPs of one update, by hand (K = 1):")
+    for term, flops in by_hand.items():
+        print(f"  {term:<48} {flops / 1e6:8.2f} MFLOP")
+    print(f"  {'total':<48} {sum(by_hand.values()) / 1e6:8.2f} MFLOP")
+    print(f"\nGEMM 2048^2 float32, {args.threads} thread(s): {rate / 1e9:.1f} GFLOP/s")
+    print("\n| K | update / floor | trainer step / floor | floor (ms) | update (ms/member) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        trainer = f"{r['trainer_over_floor']:.2f}x" if "trainer_over_floor" in r else "-"
+        print(
+            f"| {r['members']} | {r['update_over_floor']:.2f}x | {trainer} | "
+            f"{r['floor_ms']:.3f} | {r['update_ms_per_member']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
