@@ -62,6 +62,20 @@ def select_run(runs: list[dict], variant: str | None, seed: int | None) -> dict:
     return matching[0]
 
 
+def run_checkpoints(
+    run_dir: Path, variant: str | None, seed: int | None
+) -> tuple[dict, str, list[dict]]:
+    """The run of ``run_dir`` matching ``variant`` and ``seed``, its label and its
+    checkpoints in training order (at least one)."""
+    with open_store(run_dir) as store:
+        run = select_run(store.runs(), variant, seed)
+        checkpoints = store.checkpoints(run["run_id"])
+    label = f"{run['variant']}, seed {run['seed']}" if run["variant"] else f"seed {run['seed']}"
+    if not checkpoints:
+        raise ConfigError(f"run {label} has no saved checkpoints (train.checkpoint_every)")
+    return run, label, checkpoints
+
+
 def pick_checkpoints(checkpoints: list[dict], every: int) -> list[dict]:
     """Every ``every``-th checkpoint from the first, and always the last (the final policy)."""
     chosen = checkpoints[::every]
@@ -207,12 +221,7 @@ def animate(
 
     require_imageio()
     run_dir = Path(run_dir)
-    with open_store(run_dir) as store:
-        run = select_run(store.runs(), variant, seed)
-        checkpoints = store.checkpoints(run["run_id"])
-    label = f"{run['variant']}, seed {run['seed']}" if run["variant"] else f"seed {run['seed']}"
-    if not checkpoints:
-        raise ConfigError(f"run {label} has no saved checkpoints (train.checkpoint_every)")
+    run, label, checkpoints = run_checkpoints(run_dir, variant, seed)
     chosen = pick_checkpoints(checkpoints, every)
     missing = [c["path"] for c in chosen if not (run_dir / c["path"]).is_file()]
     if missing:

@@ -33,6 +33,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _add_run_choice(parser: argparse.ArgumentParser) -> None:
+    """``--variant`` and ``--seed``: which run of a study folder."""
+    parser.add_argument("--variant", help="variant of the run (default: the first run's)")
+    parser.add_argument("--seed", type=int, help="seed of the run (default: the first run's)")
+
+
 def add_parsers(commands) -> None:
     """Add the report, export and animate subcommands to ``ddpglab``'s subparsers."""
     # Defaults stay None here and are filled in by write_report, whose module (numpy and
@@ -99,8 +105,7 @@ def add_parsers(commands) -> None:
     animate.add_argument(
         "dir", type=Path, metavar="RUN_OR_STUDY_DIR", help="folder holding results.sqlite"
     )
-    animate.add_argument("--variant", help="variant of the run (default: the first run's)")
-    animate.add_argument("--seed", type=int, help="seed of the run (default: the first run's)")
+    _add_run_choice(animate)
     animate.add_argument(
         "--every", type=positive_int, default=1, help="every N-th checkpoint, and the last (1)"
     )
@@ -137,8 +142,7 @@ def add_parsers(commands) -> None:
         help="human: a window (default); rgb_array: off-screen frames, for headless "
         "machines; none: no rendering, fastest",
     )
-    enjoy.add_argument("--variant", help="variant of the run (default: the first run's)")
-    enjoy.add_argument("--seed", type=int, help="seed of the run (default: the first run's)")
+    _add_run_choice(enjoy)
     enjoy.add_argument(
         "--episode", type=positive_int, help="the actor saved at this training episode"
     )

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpglab.config import ConfigError
-from ddpglab.report.animate import load_actor, read_checkpoint, select_run
-from ddpglab.report.study_report import open_store
+from ddpglab.report.animate import load_actor, read_checkpoint, run_checkpoints
 
 RENDER_MODES = ("human", "rgb_array", "none")
 
@@ -53,12 +52,7 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
             saved.get("max_episode_steps"),
             f"{source.name} (seed {saved.get('seed')}, training episode {saved.get('episode')})",
         )
-    with open_store(source) as store:
-        run = select_run(store.runs(), variant, seed)
-        checkpoints = store.checkpoints(run["run_id"])
-    name = f"{run['variant']}, seed {run['seed']}" if run["variant"] else f"seed {run['seed']}"
-    if not checkpoints:
-        raise ConfigError(f"run {name} has no saved checkpoints (train.checkpoint_every)")
+    run, name, checkpoints = run_checkpoints(source, variant, seed)
     if episode is None:
         chosen = checkpoints[-1]
     else:

@@ -60,20 +60,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write each member's scalars to DIR/tensorboard/ (extra: tensorboard)",
     )
-    study.add_argument(
+    add_backend_options(study, "jobs")
+    study.set_defaults(run=cmd_study)
+
+
+def add_backend_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--backend`` and ``--address``: where ``what`` (jobs, trials) run."""
+    parser.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
-        help="where jobs run: local worker processes (default), or Ray tasks of --threads "
-        "CPUs each (extra: ray)",
+        help=f"where {what} run: local worker processes (default), or Ray tasks of "
+        "--threads CPUs each (extra: ray)",
     )
-    study.add_argument(
+    parser.add_argument(
         "--address",
         metavar="ADDR",
         help="with --backend ray: the Ray cluster to join ('auto' or HOST:PORT); "
         "default: start Ray on this machine",
     )
-    study.set_defaults(run=cmd_study)
 
 
 def cmd_study(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ddpglab.cli import positive_int
+from ddpglab.study.commands import add_backend_options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -35,15 +36,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         metavar="T",
         help="torch threads per trial (default: cores // workers, at least 1)",
     )
-    tune.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="local worker processes (default) or Ray tasks (extra: ray)",
-    )
-    tune.add_argument(
-        "--address", help="Ray cluster to join ('auto' or host:port); needs --backend ray"
-    )
+    add_backend_options(tune, "trials")
     tune.set_defaults(run=cmd_tune)
 
 
