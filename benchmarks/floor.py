@@ -149,6 +149,14 @@ def main() -> None:
         obs, act = env.observation_space.shape[0], env.action_space.shape[0]
         env.close()
         cfg = config.agent
+        if (
+            cfg.twin_critics
+            or cfg.target_noise
+            or cfg.policy_delay != 1
+            or cfg.actor != "mlp"
+            or cfg.critic != "mlp"
+        ):
+            parser.error("the hand count is of plain DDPG with MLPs: turn the TD3 options off")
         by_hand = ddpg_update_flops(obs, act, cfg.hidden, cfg.batch_size)
         agent = DDPGAgent(obs, act, cfg, list(range(members)))
         batch = random_batch(members, cfg.batch_size, obs, act)
