@@ -34,9 +34,8 @@ def make_store(folder: Path, runs: list[SyntheticRun]) -> Path:
                 threshold = None if run.thresholds is None else run.thresholds[i]
                 if threshold is not None and np.isnan(threshold):
                     threshold = None
-                rows.append(
-                    (run_id, i + 1, float(ret), 200, 200 * (i + 1), 0.1, 0.5, 1.0, threshold)
-                )
+                row = (run_id, i + 1, float(ret), 200, 200 * (i + 1), 0.1, 0.5, 1.0, threshold)
+                rows.append((*row, 0, None, None))
             store.add_episodes(rows)
             if run.status != "running":
                 store.finish_run(run_id, run.status, "boom" if run.status == "failed" else None)

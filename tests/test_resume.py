@@ -106,7 +106,8 @@ def recorded(out: Path) -> dict[str, list[tuple]]:
     with closing(sqlite3.connect(out / "results.sqlite")) as conn:
         queries = {
             "episodes": "SELECT r.seed, episode, return, length, env_steps, critic_loss, mean_q,"
-            " threshold FROM episodes JOIN runs r USING (run_id) ORDER BY r.seed, episode",
+            " threshold, terminated, q_start, discounted_return"
+            " FROM episodes JOIN runs r USING (run_id) ORDER BY r.seed, episode",
             "evals": "SELECT r.seed, episode, env_steps, returns FROM evals"
             " JOIN runs r USING (run_id) ORDER BY r.seed, env_steps",
             "checkpoints": "SELECT r.seed, episode, env_steps, path FROM checkpoints"

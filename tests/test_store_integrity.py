@@ -60,7 +60,8 @@ while True:
         n = 1 + (g * 7) % MEMBERS
         rows = []
         for m in range(n):
-            rows.append((runs[m], episodes[m], -100.0 - m, 10, 10 * g, 0.01 * g, 0.5, -3.0, g))
+            row = (runs[m], episodes[m], -100.0 - m, 10, 10 * g, 0.01 * g, 0.5, -3.0, g)
+            rows.append((*row, 0, -5.0, -9.0))
             episodes[m] += 1
         st.add_episodes(rows)
         log.write(f"{{g}}\\n")

@@ -309,3 +309,47 @@ def test_members_stay_independent_when_their_episodes_end_at_different_steps(rep
     np.testing.assert_allclose(together[2].returns, alone.returns, rtol=1e-4)
     assert together[2].env_steps == alone.env_steps
     assert together[2].eval_return == pytest.approx(alone.eval_return, rel=1e-4)
+
+
+def test_each_episode_records_q_at_its_start_and_its_discounted_return(tiny_config, tmp_path):
+    """q_start = Q(s_0, mu(s_0)) of the critic when the episode began; discounted_return =
+    sum_t gamma^t r_t over the rewards the episode stored; terminated = 0 at a time limit."""
+    config = tiny_config(**{"train.episodes": 2, "agent.gamma": 0.9, "replay.capacity": 1000})
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        trainer = Trainer(config, store=store)
+        first_q = float(trainer.agent.value_estimate(trainer.envs.obs.copy())[0])
+        trainer.run()
+        rows = store.conn.execute(
+            "SELECT length, terminated, q_start, discounted_return FROM episodes ORDER BY episode"
+        ).fetchall()
+    rewards, start = trainer.buffer.rewards[0], 0  # the ring, not yet wrapped
+    for length, terminated, _, discounted in rows:
+        episode_rewards = np.asarray(rewards[start : start + length], dtype=np.float64)
+        expected = float(np.sum(0.9 ** np.arange(length) * episode_rewards))
+        assert discounted == pytest.approx(expected, rel=1e-6)
+        assert terminated == 0  # Pendulum ends at its time limit only
+        start += length
+    assert rows[0][2] == pytest.approx(first_q, rel=1e-6)
+    assert rows[1][2] != rows[0][2]  # the critic learned in between
+
+
+def test_an_episode_the_env_ends_is_marked_terminated(tmp_path):
+    """LunarLander ends when the lander crashes or rests, before its time limit."""
+    from ddpglab.config import load_config
+
+    overrides = {
+        "env.id": "LunarLanderContinuous-v3",
+        "agent.hidden": [16, 16],
+        "agent.batch_size": 8,
+        "replay.capacity": 2000,
+        "train.seeds": [0],
+        "train.episodes": 2,
+        "train.eval_every": 0,
+        "train.eval_episodes": 1,
+        "train.torch_threads": 1,
+    }
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        Trainer(load_config(None, overrides=overrides), store=store).run()
+        rows = store.conn.execute("SELECT length, terminated FROM episodes").fetchall()
+    assert rows and all(terminated == int(length < 1000) for length, terminated in rows)
+    assert any(terminated for _, terminated in rows)

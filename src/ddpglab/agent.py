@@ -159,6 +159,13 @@ class DDPGAgent:
         """Deterministic actions mu(s) in [-1, 1] for obs of shape (K, obs_dim)."""
         return self.actor(torch.from_numpy(obs).unsqueeze(1)).squeeze(1).numpy()
 
+    @torch.no_grad()
+    def value_estimate(self, obs: np.ndarray) -> np.ndarray:
+        """Q(s, mu(s)) per member for obs of shape (K, obs_dim): the (first) critic's
+        estimate of the discounted return its policy collects from s."""
+        x = torch.from_numpy(obs).unsqueeze(1)
+        return self.critic(x, self.actor(x), members=self.members).view(-1).numpy()
+
     def _q_values(
         self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor
     ) -> torch.Tensor:

@@ -14,8 +14,9 @@ with SIGKILL, leaves a store that opens, passes ``PRAGMA integrity_check`` and h
 committed transaction; only a power loss or OS crash can lose the last few commits, never
 consistency. The schema is created in one transaction too.
 
-Migration: stores written before ``runs.git_commit`` existed gain that (nullable) column
-when opened by :class:`ResultsStore`; their old runs keep NULL there.
+Migration: stores written before ``runs.git_commit`` or the episodes' ``terminated``,
+``q_start`` and ``discounted_return`` existed gain those (nullable) columns when opened by
+:class:`ResultsStore`; their old rows keep NULL there.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ CREATE TABLE IF NOT EXISTS episodes (
     critic_loss REAL,
     mean_q      REAL,
     threshold   REAL,  -- stratified replay: the return threshold the episode was judged by
+    terminated  INTEGER,  -- 1: ended by the env (e.g. a fall); 0: by the time limit
+    q_start     REAL,  -- the critic's Q(s_0, mu(s_0)) when the episode began
+    discounted_return REAL,  -- sum_t gamma^t r_t of the episode, what q_start estimates
     PRIMARY KEY (run_id, episode)
 );
 CREATE TABLE IF NOT EXISTS evals (
@@ -184,11 +188,36 @@ def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return None if row is None else dict(zip(("name", "spec_json", "spec_hash"), row, strict=True))
 
 
+#: An episode row, in the order ``add_episodes`` takes it.
+EPISODE_COLUMNS = (
+    "run_id",
+    "episode",
+    "return",
+    "length",
+    "env_steps",
+    "wall_s",
+    "critic_loss",
+    "mean_q",
+    "threshold",
+    "terminated",
+    "q_start",
+    "discounted_return",
+)
+
+#: Columns added after the first schema: (table, column, type), added on open if missing.
+ADDED_COLUMNS = (
+    ("runs", "git_commit", "TEXT"),
+    ("episodes", "terminated", "INTEGER"),
+    ("episodes", "q_start", "REAL"),
+    ("episodes", "discounted_return", "REAL"),
+)
+
+
 class ResultsStore:
     """A connection to ``results.sqlite`` in WAL mode (one writer, any number of readers).
 
     Opening creates the file and its schema if needed and adds columns that older stores
-    lack (``runs.git_commit``). Each write method commits one transaction.
+    lack (see :data:`ADDED_COLUMNS`). Each write method commits one transaction.
     """
 
     def __init__(self, path: str | Path):
@@ -209,14 +238,15 @@ class ResultsStore:
             raise
 
     def _migrate(self) -> None:
-        """Add ``runs.git_commit`` to a store written before it existed."""
-        if "git_commit" in self._columns("runs"):
+        """Add the columns of :data:`ADDED_COLUMNS` a store written before them lacks."""
+        if all(column in self._columns(table) for table, column, _ in ADDED_COLUMNS):
             return
         try:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")  # recheck under the write lock
-                if "git_commit" not in self._columns("runs"):
-                    self.conn.execute("ALTER TABLE runs ADD COLUMN git_commit TEXT")
+                for table, column, kind in ADDED_COLUMNS:
+                    if column not in self._columns(table):
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.OperationalError as err:
             if "readonly" not in str(err):  # a read-only store is read as it is
                 raise
@@ -314,10 +344,13 @@ class ResultsStore:
             )
 
     def add_episodes(self, rows: Iterable[tuple]) -> None:
-        """Insert (run_id, episode, return, length, env_steps, wall_s, critic_loss, mean_q,
-        threshold) rows, all in one transaction: after a crash, all of them or none."""
+        """Insert rows of :data:`EPISODE_COLUMNS`, all in one transaction: after a crash,
+        all of them or none."""
+        marks = ", ".join("?" * len(EPISODE_COLUMNS))
         with self.conn:
-            self.conn.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.conn.executemany(
+                f"INSERT INTO episodes ({', '.join(EPISODE_COLUMNS)}) VALUES ({marks})", rows
+            )
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
         mean = sum(returns) / len(returns)

@@ -67,3 +67,44 @@ class LearningStats:
         self.updates[...] = state["updates"]
         self.loss_sum.copy_(state["loss_sum"])
         self.q_sum.copy_(state["q_sum"])
+
+
+class ValueTracker:
+    """Per member: the critic's estimate Q(s_0, mu(s_0)) when its episode began, and the
+    discounted return G_0 = sum_t gamma^t r_t the episode then collected. Side by side they
+    show whether the critic over- or underestimates what its policy earns."""
+
+    def __init__(self, members: int, gamma: float):
+        self.gamma = gamma
+        self.pending = np.ones(members, dtype=bool)  # episodes begun, Q(s_0) not yet taken
+        self.q_start = np.full(members, np.nan)
+        self.discounted_return = np.zeros(members)
+        self.discount = np.ones(members)  # gamma^t at the episode's next step
+
+    def start(self, q: np.ndarray) -> None:
+        """Take Q(s_0, mu(s_0)) of the members whose episode just began from ``q``, (K,)."""
+        self.q_start[self.pending] = q[self.pending]
+        self.discounted_return[self.pending] = 0.0
+        self.discount[self.pending] = 1.0
+        self.pending[:] = False
+
+    def add(self, rewards: np.ndarray) -> None:
+        """G_0 += gamma^t r_t for every member."""
+        self.discounted_return += self.discount * rewards
+        self.discount *= self.gamma
+
+    def end(self, members: np.ndarray) -> None:
+        """These members' episodes ended: their next one needs its Q(s_0)."""
+        self.pending[members] = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "q_start": self.q_start,
+            "discounted_return": self.discounted_return,
+            "discount": self.discount,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            getattr(self, name)[...] = value

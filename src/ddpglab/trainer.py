@@ -30,7 +30,7 @@ from ddpglab.progress import TrainProgress
 from ddpglab.replay import STRATEGIES, make_buffer
 from ddpglab.seeding import derive_seed, member_rngs, rng_states, set_rng_states
 from ddpglab.store import ResultsStore
-from ddpglab.summary import LearningStats, MemberSummary, TrainSummary
+from ddpglab.summary import LearningStats, MemberSummary, TrainSummary, ValueTracker
 
 STATE_FILE = "state.npz"
 STATE_FORMAT = 1
@@ -117,6 +117,7 @@ class Trainer:
         self.failed = np.zeros(k_members, dtype=bool)  # stopped by a NaN or Inf
         self.env_steps = np.zeros(k_members, dtype=np.int64)
         self.learning = LearningStats(k_members)
+        self.values = ValueTracker(k_members, config.agent.gamma)
         # env_steps at each member's latest evaluation / checkpoint: never twice per policy.
         self._evaluated_at = np.full(k_members, -1, dtype=np.int64)
         self._checkpointed_at = np.full(k_members, -1, dtype=np.int64)
@@ -235,6 +236,7 @@ class Trainer:
             "checkpointed_at": self._checkpointed_at,
             "state_saved_at": self._state_saved_at,
             "learning": self.learning.state_dict(),
+            "values": self.values.state_dict(),
             "agent": self.agent.state_dict(),
             "buffer": self.buffer.state_dict(),
             "noise": self.noise.state_dict(),
@@ -267,6 +269,8 @@ class Trainer:
         self._checkpointed_at[...] = state["checkpointed_at"]
         self._state_saved_at = int(state["state_saved_at"])
         self.learning.load_state_dict(state["learning"])
+        if "values" in state:  # states saved before per-episode values have none
+            self.values.load_state_dict(state["values"])
         self.agent.load_state_dict(state["agent"])
         self.buffer.load_state_dict(state["buffer"])
         self.noise.load_state_dict(state["noise"])
@@ -354,12 +358,15 @@ class Trainer:
 
         with bar:
             while self.active.any():
+                if self.values.pending.any():
+                    self.values.start(self.agent.value_estimate(obs))
                 actions = self._explore(obs, self.step)
                 obs_after, next_obs, rewards, terminated, truncated = self.envs.step(actions)
                 self.step += 1
                 step = self.step
                 self.env_steps += self.active
                 self._check_finite_env(obs_after, next_obs, rewards)
+                self.values.add(rewards)
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
                 if len(self.buffer) > batch_size:
@@ -369,7 +376,7 @@ class Trainer:
                 ended = np.flatnonzero(terminated | truncated)
                 if ended.size:
                     self.noise.reset(ended)
-                    self._end_episodes(ended)
+                    self._end_episodes(ended, terminated)
                 if budget_steps is not None and step >= budget_steps:
                     self._finish(list(np.flatnonzero(self.active)))
                 # Every step, so a member's schedules depend on its own progress only (not on
@@ -453,7 +460,7 @@ class Trainer:
             if self.store is not None:
                 self.store.finish_run(self.run_ids[k], "failed", message)
 
-    def _end_episodes(self, ended: np.ndarray) -> None:
+    def _end_episodes(self, ended: np.ndarray, terminated: np.ndarray) -> None:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
         budget = self.config.train.episodes
         eval_every, ckpt_every = self.config.train.eval_every, self.config.train.checkpoint_every
@@ -471,7 +478,9 @@ class Trainer:
             length = int(self.buffer.last_episode_length[k])
             threshold = self._episode_threshold(k)
             row = (member.episodes, ret, length, member.env_steps, wall, loss, q, threshold)
-            rows.append((self.run_ids[k], *row))
+            values = (int(terminated[k]), _finite(self.values.q_start[k]))
+            values += (_finite(self.values.discounted_return[k]),)
+            rows.append((self.run_ids[k], *row, *values))
             if budget is not None and member.episodes >= budget:
                 finished.append(k)
                 continue
@@ -480,6 +489,7 @@ class Trainer:
             if ckpt_every and member.episodes % ckpt_every == 0:
                 self._checkpoint(k)
         self.learning.reset(ended)
+        self.values.end(ended)
         if rows and self.store is not None:
             self.store.add_episodes(rows)
         self._record_eval(to_eval)
@@ -498,6 +508,11 @@ class Trainer:
         self._record_eval(members)
         for k in members:
             self._checkpoint(k)
+
+
+def _finite(value: float) -> float | None:
+    """A value for the store: None where it is NaN or infinite."""
+    return float(value) if math.isfinite(value) else None
 
 
 def train(
