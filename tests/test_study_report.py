@@ -200,3 +200,16 @@ def test_cli_help_states_the_defaults_write_report_uses(capsys):
     text = " ".join(out.split())
     for value in (study_report.LAST, study_report.WINDOW, study_report.N_BOOT):
         assert f"({value})" in text
+
+
+def test_a_trained_run_gets_the_episode_diagnostics_figure(tmp_path, tiny_config, study):
+    """Episode length, termination share and Q(s_0) against the discounted return, drawn
+    only where the store recorded them (the synthetic study above did not)."""
+    from ddpglab.trainer import train
+
+    folder = tmp_path / "run"
+    train(tiny_config(**{"train.seeds": [0, 1], "train.episodes": 4}), out=folder)
+    report = write_report(folder, n_boot=50, window=2)
+    assert (report / "diagnostics.png").stat().st_size > 0
+    _, _, synthetic = study
+    assert not (synthetic / "diagnostics.png").exists()

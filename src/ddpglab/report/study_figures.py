@@ -1,7 +1,9 @@
-"""The figures of ``ddpglab report``: learning curves, final scores, stratified thresholds."""
+"""The figures of ``ddpglab report``: learning curves, final scores, stratified thresholds,
+and per-episode diagnostics (length, termination, the critic's estimate against returns)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -149,6 +151,61 @@ def plot_thresholds(study: Study, path: Path, window: int) -> bool:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+    return True
+
+
+def _on_grid(runs: list, values: list[np.ndarray], window: int, grid: np.ndarray) -> np.ndarray:
+    """The mean over runs of each run's rolling mean of ``values`` over ``window``
+    episodes, read at the env steps of ``grid``."""
+    curves = []
+    for run, v in zip(runs, values, strict=True):
+        rolled = np.convolve(v, np.ones(window), "valid") / window if len(v) >= window else v
+        steps = run.env_steps[len(v) - len(rolled) :]
+        curves.append(np.interp(grid, steps, rolled))
+    return np.mean(curves, axis=0)
+
+
+def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
+    """Per env, rolling means over episodes against env steps, averaged over seeds: the
+    episode length, the share of episodes the env ended (a fall, a crash: not the time
+    limit), and the critic's Q(s_0, mu(s_0)) at each episode's start beside the discounted
+    return the episode earned. Writes nothing and returns False when no run recorded them."""
+    runs = [r for r in study.runs if r.q_start is not None and np.isfinite(r.q_start).any()]
+    if not runs:
+        return False
+    envs = list(dict.fromkeys(r.env_id for r in runs))
+    fig, axes = plt.subplots(len(envs), 3, figsize=(13, 3.4 * len(envs)), squeeze=False)
+    handles: dict[str, object] = {}
+    variants = list(dict.fromkeys(r.variant for r in runs))
+    colors = dict(zip(variants, _colors(len(variants)), strict=True))
+    for row, env_id in zip(axes, envs, strict=True):
+        for variant in variants:
+            group = [r for r in runs if r.env_id == env_id and r.variant == variant]
+            if not group:
+                continue
+            # From where every seed has a whole window to where the shortest run ends.
+            first = max(r.env_steps[min(window, len(r.env_steps)) - 1] for r in group)
+            grid = np.linspace(first, min(r.env_steps[-1] for r in group), 200)
+            color, label = colors[variant], f"{variant} (n={len(group)})"
+            mean = functools.partial(_on_grid, group, window=window, grid=grid)
+            row[0].plot(grid, mean([r.lengths for r in group]), color=color)
+            falls = [np.nan_to_num(r.terminated, nan=0.0) for r in group]
+            row[1].plot(grid, mean(falls), color=color)
+            q = [np.nan_to_num(r.q_start, nan=0.0) for r in group]
+            g = [np.nan_to_num(r.discounted_return, nan=0.0) for r in group]
+            (handles[label],) = row[2].plot(grid, mean(q), color=color)
+            row[2].plot(grid, mean(g), color=color, linestyle="--")
+        row[0].set_ylabel(f"{env_id}\nepisode length")
+        row[1].set_ylabel("share ended by the env")
+        row[1].set_ylim(-0.05, 1.05)
+        row[2].set_ylabel("Q(s0, mu(s0)) solid,\ndiscounted return dashed")
+        for ax in row:
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+    fig.suptitle(f"rolling means over {window} episodes, averaged over seeds", fontsize=10)
+    _legend_below(fig, list(handles.values()), list(handles))
     fig.savefig(path, **_SAVE)
     plt.close(fig)
     return True

@@ -47,6 +47,11 @@ class RunData:
     episodes: np.ndarray
     returns: np.ndarray
     thresholds: np.ndarray  # NaN where the store holds NULL
+    env_steps: np.ndarray | None = None  # at each episode's end
+    lengths: np.ndarray | None = None
+    terminated: np.ndarray | None = None  # 1.0: the env ended it; NaN: not recorded
+    q_start: np.ndarray | None = None  # Q(s_0, mu(s_0)); NaN: not recorded
+    discounted_return: np.ndarray | None = None  # NaN: not recorded
 
 
 @dataclass
@@ -115,6 +120,12 @@ def load_study(study_dir: Path, include_unfinished: bool = False) -> Study:
                 episodes=rows["episode"].to_numpy(dtype=int),
                 returns=rows["return"].to_numpy(dtype=float),
                 thresholds=rows["threshold"].to_numpy(dtype=float, na_value=np.nan),
+                env_steps=rows["env_steps"].to_numpy(dtype=float),
+                lengths=rows["length"].to_numpy(dtype=float),
+                **{
+                    name: rows[name].to_numpy(dtype=float, na_value=np.nan)
+                    for name in ("terminated", "q_start", "discounted_return")
+                },
             )
         )
     return Study(kept, counts, include_unfinished)
@@ -313,6 +324,7 @@ def write_report(
         study_figures.plot_curves(study, tmp / "curves.png", window, n_boot)
         study_figures.plot_final(rows, tmp / "final.png", last)
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
+        study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
         swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
