@@ -322,7 +322,19 @@ def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_p
         while not _episodes_stored(out) and time.monotonic() < deadline:
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            tree = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "-g", str(proc.pid)],
+                capture_output=True,
+                text=True,
+            ).stdout
+            pytest.fail(f"the study did not exit within 90 s of Ctrl-C; its processes:\n{tree}")
+        try:  # stderr ends when every process that inherited it is gone
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the study exited but a process it started still holds its stderr")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
