@@ -316,7 +316,15 @@ def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_p
     argv += ["--threads", "1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # A session of its own: SIGINT to its process group is what Ctrl-C in a terminal sends.
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    # SIGINT's default action restored first: a suite started in the background (`cmd &`
+    # in a script) passes SIGINT on as ignored, and Python then keeps ignoring it.
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 60
         while not _episodes_stored(out) and time.monotonic() < deadline:
