@@ -6,6 +6,8 @@ import contextlib
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -241,3 +243,9 @@ def test_a_step_budget_ending_right_after_an_evaluation_keeps_both_evaluations(t
     assert evals == [(1, 20), (1, 30)]
     assert [steps for steps, _ in ckpts] == [20, 30]
     assert all((out / path).is_file() for _, path in ckpts)
+
+
+def test_the_cli_starts_without_importing_torch():
+    """Building the parser stays fast: torch (2 s to import) loads only when a command runs."""
+    code = "import sys, ddpglab.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ARRAY_REF = "__array__"  # {ARRAY_REF: entry name} stands for an array of the npz
 STATE_ENTRY = "__state__"
@@ -51,6 +50,13 @@ def _join(obj: Any, npz: Any) -> Any:
     return obj
 
 
+def torch_module() -> Any:
+    """torch, imported on first use: the CLI imports this module and must start fast."""
+    import torch
+
+    return torch
+
+
 def save_state(path: str | Path, state: dict[str, Any]) -> int:
     """Write ``state`` to ``path`` atomically; returns the file's size in bytes.
 
@@ -61,7 +67,7 @@ def save_state(path: str | Path, state: dict[str, Any]) -> int:
     arrays: dict[str, np.ndarray] = {}
     rest = _split(state, arrays)
     blob = io.BytesIO()
-    torch.save(rest, blob)
+    torch_module().save(rest, blob)
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as handle:
@@ -86,7 +92,7 @@ def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; with ``arrays=False``, only what is not
     an array (counters, config, seeds; arrays stay as references), which is quick."""
     with np.load(path, allow_pickle=False) as npz:
-        rest = torch.load(io.BytesIO(npz[STATE_ENTRY].tobytes()), weights_only=True)
+        rest = torch_module().load(io.BytesIO(npz[STATE_ENTRY].tobytes()), weights_only=True)
         return _join(rest, npz) if arrays else rest
 
 
