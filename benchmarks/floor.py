@@ -9,6 +9,10 @@ whole trainer (act, step, store, sample, update) are timed, and each member-upda
 is reported against the floor.
 
     python benchmarks/floor.py [--members 1,30] [--threads 1] [--updates 300] [--steps 2000]
+                               [--device cpu|cuda]
+
+On a GPU (``--device cuda``) the floor's rate is that of the same product on the GPU, and
+every timing waits for the GPU to finish (``torch.cuda.synchronize``).
 
 Pendulum-v1 with the pendulum-2023 preset's networks (hidden 256 x 256, batch 64) by
 default; ``--preset`` and ``--set key=value`` change that.
@@ -60,24 +64,32 @@ def counted_flops(agent, batch) -> int:
     return counter.get_total_flops()
 
 
-def gemm_rate(threads: int, size: int = 2048, repeats: int = 10) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_rate(threads: int, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
     """FLOP/s of a float32 ``size`` x ``size`` matrix product, best of ``repeats``."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def random_batch(members: int, batch: int, obs: int, act: int):
+def random_batch(members: int, batch: int, obs: int, act: int, device: str = "cpu"):
     from ddpglab.replay import Batch
 
     gen = torch.Generator().manual_seed(0)
-    return Batch(
+    batch = Batch(
         obs=torch.randn(members, batch, obs, generator=gen),
         actions=torch.rand(members, batch, act, generator=gen) * 2 - 1,
         rewards=torch.randn(members, batch, generator=gen),
@@ -86,6 +98,13 @@ def random_batch(members: int, batch: int, obs: int, act: int):
         indices=np.zeros((members, batch), dtype=np.int64),
         weights=torch.ones(members, batch),
         discounts=torch.full((members, batch), 0.99),
+    )
+    return batch._replace(
+        **{
+            name: value.to(device)
+            for name, value in batch._asdict().items()
+            if isinstance(value, torch.Tensor)
+        }
     )
 
 
@@ -96,9 +115,11 @@ def time_updates(agent, batch, updates: int) -> float:
     block = max(1, updates // 5)
     times = []
     for _ in range(5):
+        synchronize(agent.device)
         start = time.perf_counter()
         for _ in range(block):
             agent.update(batch)
+        synchronize(agent.device)
         times.append((time.perf_counter() - start) / block)
     return float(np.median(times))
 
@@ -120,11 +141,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--updates", type=int, default=300, help="updates timed per K")
     parser.add_argument("--steps", type=int, default=2000, help="trainer steps per K (0: skip)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--preset", default="pendulum-2023")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    rate = gemm_rate(args.threads)
+    device = torch.device(args.device)
+    rate = gemm_rate(args.threads, device)
     overrides = dict(parse_override(item) for item in args.set)
     rows = []
     for members in [int(k) for k in args.members.split(",")]:
@@ -141,6 +164,7 @@ def main() -> None:
                 "train.checkpoint_every": 0,
                 "train.state_every": 0,
                 "train.torch_threads": args.threads,
+                "train.device": args.device,
             },
         )
         from ddpglab.envs import make_env
@@ -158,14 +182,15 @@ def main() -> None:
         ):
             parser.error("the hand count is of plain DDPG with MLPs: turn the TD3 options off")
         by_hand = ddpg_update_flops(obs, act, cfg.hidden, cfg.batch_size)
-        agent = DDPGAgent(obs, act, cfg, list(range(members)))
-        batch = random_batch(members, cfg.batch_size, obs, act)
+        agent = DDPGAgent(obs, act, cfg, list(range(members)), device)
+        batch = random_batch(members, cfg.batch_size, obs, act, device)
         counted = counted_flops(agent, batch) / members
         floor = sum(by_hand.values()) / rate
         update_s = time_updates(agent, batch, args.updates) / members
         row = {
             "members": members,
             "threads": args.threads,
+            "device": args.device,
             "flops_by_hand": sum(by_hand.values()),
             "flops_counted": counted,
             "gemm_gflops": rate / 1e9,
@@ -185,7 +210,8 @@ def main() -> None:
     for term, flops in by_hand.items():
         print(f"  {term:<48} {flops / 1e6:8.2f} MFLOP")
     print(f"  {'total':<48} {sum(by_hand.values()) / 1e6:8.2f} MFLOP")
-    print(f"\nGEMM 2048^2 float32, {args.threads} thread(s): {rate / 1e9:.1f} GFLOP/s")
+    where = f"{args.device}, {args.threads} thread(s)"
+    print(f"\nGEMM 2048^2 float32 on {where}: {rate / 1e9:.1f} GFLOP/s")
     print("\n| K | update / floor | trainer step / floor | floor (ms) | update (ms/member) |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for r in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from ddpglab.noise import OrnsteinUhlenbeckNoise
+from ddpglab.replay import ReplayBuffer
+from ddpglab.replay.storage import host_view
 from ddpglab.store import ResultsStore
 from ddpglab.trainer import Trainer, TrainSummary, train
 
@@ -25,7 +28,7 @@ def returns_of(summary: TrainSummary) -> list[list[float]]:
 def policy(trainer: Trainer, obs: np.ndarray) -> np.ndarray:
     """mu(s) of every member on its own observations, obs shaped (K, B, obs_dim)."""
     with torch.no_grad():
-        return trainer.agent.actor(torch.from_numpy(obs)).numpy()
+        return trainer.agent.actor(torch.as_tensor(obs)).numpy()
 
 
 # -- independence and determinism ---------------------------------------------------------
@@ -104,6 +107,13 @@ def test_a_step_budget_stops_every_member_after_that_many_steps(tiny_config):
 # -- what reaches the buffer ------------------------------------------------------------------
 
 
+def stored(buffer: ReplayBuffer) -> SimpleNamespace:
+    """The buffer's per-slot arrays as numpy arrays (views on the CPU)."""
+    return SimpleNamespace(
+        **{name: host_view(getattr(buffer, name)) for name in buffer.SLOT_ARRAYS}
+    )
+
+
 def pendulum_step(obs: np.ndarray, action: float) -> tuple[np.ndarray, float]:
     """Pendulum-v1's own step from obs (cos th, sin th, th_dot) and an agent action in [-1, 1]."""
     env = gym.make("Pendulum-v1").unwrapped
@@ -120,8 +130,8 @@ def test_stored_transitions_follow_the_env_with_rescaled_actions(tiny_config):
     )
     trainer = Trainer(config)
     trainer.run()
-    buf = trainer.buffer
-    assert len(buf) == 60
+    assert len(trainer.buffer) == 60
+    buf = stored(trainer.buffer)
     for k in range(2):
         for t in range(60):
             next_obs, reward = pendulum_step(buf.obs[k, t], float(buf.actions[k, t, 0]))
@@ -146,7 +156,7 @@ def test_actions_are_clipped_policy_actions_plus_noise(tiny_config):
     trainer = Trainer(config)
     trainer.run()
     # No updates, no noise: every stored action is the initial policy's mu(s).
-    buf = trainer.buffer
+    buf = stored(trainer.buffer)
     np.testing.assert_allclose(buf.actions[:, :50], policy(trainer, buf.obs[:, :50]), rtol=1e-6)
 
     noisy = Trainer(
@@ -160,8 +170,8 @@ def test_actions_are_clipped_policy_actions_plus_noise(tiny_config):
         )
     )
     noisy.run()
-    actions = noisy.buffer.actions[0, :50]
-    mu = policy(noisy, noisy.buffer.obs[:, :50])[0]
+    actions = stored(noisy.buffer).actions[0, :50]
+    mu = policy(noisy, stored(noisy.buffer).obs[:, :50])[0]
     assert np.all(np.abs(actions) <= 1.0)
     assert not np.allclose(actions, mu)
     # Large noise saturates: many actions sit exactly on the bounds after clipping.
@@ -179,7 +189,7 @@ def test_learning_starts_takes_uniform_random_actions_first(tiny_config):
     )
     trainer = Trainer(config)
     trainer.run()
-    buf = trainer.buffer
+    buf = stored(trainer.buffer)
     mu = policy(trainer, buf.obs[:, :100])[0, :, 0]
     random_part, policy_part = buf.actions[0, :60, 0], buf.actions[0, 60:100, 0]
     np.testing.assert_allclose(policy_part, mu[60:], rtol=1e-6)
@@ -233,7 +243,7 @@ def test_exploration_noise_is_an_ou_process_restarted_at_mu_each_episode(tiny_co
     )
     trainer = Trainer(config)
     trainer.run()
-    buf = trainer.buffer
+    buf = stored(trainer.buffer)
     realised = buf.actions[0, :40] - policy(trainer, buf.obs[:, :40])[0]
 
     reference = OrnsteinUhlenbeckNoise(act_dim=1, seeds=[6], scale=0.1)

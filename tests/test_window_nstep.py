@@ -250,7 +250,7 @@ def allowed_counters(buf, model: Model, k: int, window: int) -> set[int]:
     for fifo in (0, 1):
         size = int(min(buf.fifo_size[k, fifo], window))
         slots = (buf.fifo_pos[k, fifo] - size + np.arange(size)) % buf.capacity
-        allowed |= set(buf.obs[k, (1 + fifo) * buf.capacity + slots, 0].astype(int).tolist())
+        allowed |= set(buf.obs[k, (1 + fifo) * buf.capacity + slots, 0].int().tolist())
     return allowed
 
 
@@ -270,7 +270,7 @@ def check_fifos(buf, model: Model, capacity: int) -> None:
             size = int(buf.fifo_size[k, fifo])
             assert size == len(expected)
             slots = (buf.fifo_pos[k, fifo] - size + np.arange(size)) % capacity
-            held = buf.obs[k, (1 + fifo) * capacity + slots, 0].astype(int).tolist()
+            held = buf.obs[k, (1 + fifo) * capacity + slots, 0].int().tolist()
             assert held == expected
 
 

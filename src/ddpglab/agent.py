@@ -121,10 +121,20 @@ class DDPGAgent:
         config: the ``agent`` section of a :class:`~ddpglab.config.Config`.
         seeds: one seed per member; member k's initial networks and its target smoothing
             noise depend on ``seeds[k]`` only.
+        device: where networks and optimiser state live; observations come in and actions
+            go out as host numpy arrays.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, config: AgentConfig, seeds: list[int]):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        config: AgentConfig,
+        seeds: list[int],
+        device: str | torch.device = "cpu",
+    ):
         self.config = config
+        self.device = torch.device(device)
         self.members = len(seeds)
         self.critics = 2 if config.twin_critics else 1
         init = {"final_layer_init": config.final_layer_init}
@@ -133,8 +143,9 @@ class DDPGAgent:
         if config.twin_critics:
             critic_seeds += [derive_seed(s, "critic2") for s in seeds]
         actor, critic = ACTORS[config.actor], CRITICS[config.critic]
-        self.actor = actor(obs_dim, act_dim, config.hidden, actor_seeds, **init)
-        self.critic = critic(obs_dim, act_dim, config.hidden, critic_seeds, **init)
+        # Drawn on the CPU, then moved: the same initial weights on every device.
+        self.actor = actor(obs_dim, act_dim, config.hidden, actor_seeds, **init).to(self.device)
+        self.critic = critic(obs_dim, act_dim, config.hidden, critic_seeds, **init).to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
@@ -152,19 +163,23 @@ class DDPGAgent:
         self.act_dim = act_dim
         self._target_noise = np.zeros((self.members, config.batch_size, act_dim), np.float32)
         self.critic_updates = 0
-        self._last_actor_loss = torch.zeros(self.members)
+        self._last_actor_loss = torch.zeros(self.members, device=self.device)
+
+    def _states(self, obs: np.ndarray) -> torch.Tensor:
+        """Host observations (K, obs_dim) as a (K, 1, obs_dim) batch on the device."""
+        return torch.from_numpy(obs).to(self.device).unsqueeze(1)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions mu(s) in [-1, 1] for obs of shape (K, obs_dim)."""
-        return self.actor(torch.from_numpy(obs).unsqueeze(1)).squeeze(1).numpy()
+        return self.actor(self._states(obs)).squeeze(1).cpu().numpy()
 
     @torch.no_grad()
     def value_estimate(self, obs: np.ndarray) -> np.ndarray:
         """Q(s, mu(s)) per member for obs of shape (K, obs_dim): the (first) critic's
         estimate of the discounted return its policy collects from s."""
-        x = torch.from_numpy(obs).unsqueeze(1)
-        return self.critic(x, self.actor(x), members=self.members).view(-1).numpy()
+        x = self._states(obs)
+        return self.critic(x, self.actor(x), members=self.members).view(-1).cpu().numpy()
 
     def _q_values(
         self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor
@@ -180,7 +195,8 @@ class DDPGAgent:
             self._target_noise = np.zeros((self.members, batch_size, self.act_dim), np.float32)
         for rng, out in zip(self.target_noise_rngs, self._target_noise, strict=True):
             rng.standard_normal(out=out, dtype=np.float32)
-        return torch.from_numpy(self._target_noise) * self.config.target_noise
+        noise = torch.from_numpy(self._target_noise).to(self.device)
+        return noise * self.config.target_noise
 
     def update(self, batch: Batch) -> UpdateStats:
         """One step for every member: the critic(s); then, every ``policy_delay``-th call,
@@ -244,4 +260,4 @@ class DDPGAgent:
         if "critic_updates" in state:  # states saved before the TD3 options have neither
             set_rng_states(self.target_noise_rngs, state["target_noise_rngs"])
             self.critic_updates = state["critic_updates"]
-            self._last_actor_loss = state["last_actor_loss"]
+            self._last_actor_loss = state["last_actor_loss"].to(self.device)

@@ -92,7 +92,9 @@ def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; with ``arrays=False``, only what is not
     an array (counters, config, seeds; arrays stay as references), which is quick."""
     with np.load(path, allow_pickle=False) as npz:
-        rest = torch_module().load(io.BytesIO(npz[STATE_ENTRY].tobytes()), weights_only=True)
+        blob = io.BytesIO(npz[STATE_ENTRY].tobytes())
+        # Tensors saved on a GPU come back on the CPU; each owner moves them to its device.
+        rest = torch_module().load(blob, map_location="cpu", weights_only=True)
         return _join(rest, npz) if arrays else rest
 
 

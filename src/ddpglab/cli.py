@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--episodes", type=positive_int, help="episodes per member")
     budget.add_argument("--steps", type=positive_int, help="env steps per member")
     train.add_argument(
+        "--device",
+        help="where networks, optimiser state and stored transitions live: cpu (default), "
+        "cuda or cuda:N (sets train.device)",
+    )
+    train.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -151,6 +156,8 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
         overrides["train.seeds"] = [args.seed]
     if args.seeds is not None:
         overrides["train.seeds"] = args.seeds
+    if args.device is not None:
+        overrides["train.device"] = args.device
     if args.episodes is not None:
         overrides.update({"train.episodes": args.episodes, "train.steps": None})
     if args.steps is not None:
@@ -195,7 +202,7 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.envs import make_env
-    from ddpglab.trainer import check_buffer_fits, train
+    from ddpglab.trainer import check_buffer_fits, train, training_device
 
     if args.resume:
         config, has_state = resume_train_config(args)
@@ -208,6 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     env.close()
     members = len(config.train.seeds)
     check_buffer_fits(config.replay.kind, config.replay.capacity, obs_dim, act_dim, members)
+    training_device(config.train.device)
     if args.tensorboard:
         from ddpglab.tensorboard import require_tensorboard
 

@@ -8,12 +8,20 @@ message is one line that names the offending key.
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from ddpglab.replay.window import WindowSchedule
@@ -223,6 +231,11 @@ class TrainConfig(_Section):
         "member (0: only when stopped by SIGINT or SIGTERM)",
     )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
+    device: str = Field(
+        "cpu",
+        description="where networks, optimiser state and stored transitions live: cpu, "
+        "cuda or cuda:N",
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
@@ -231,6 +244,13 @@ class TrainConfig(_Section):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("train.seeds: seeds must be distinct")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise ValueError(f"expected cpu, cuda or cuda:N, got '{device}'")
+        return device
 
 
 class Config(_Section):
@@ -397,13 +417,13 @@ def load_config(
 
 
 def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a saved state's config is the current one, up to the torch thread count
-    (which changes speed, not what is trained)."""
+    """Whether a saved state's config is the current one, up to the torch thread count and
+    the device (which change speed, not what is trained: a run may resume elsewhere)."""
 
-    def without_threads(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "train": {**config["train"], "torch_threads": None}}
+    def machine_independent(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "train": {**config["train"], "torch_threads": None, "device": None}}
 
-    return without_threads(saved) == without_threads(current)
+    return machine_independent(saved) == machine_independent(current)
 
 
 def to_yaml(config: Config) -> str:

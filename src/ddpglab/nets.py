@@ -71,7 +71,7 @@ class EnsembleMLP(nn.Module):
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's parameters alone (for per-seed checkpoints)."""
-        return {name: p[k].detach().clone() for name, p in self.named_parameters()}
+        return {name: p[k].detach().cpu().clone() for name, p in self.named_parameters()}
 
     def load_member_state(self, k: int, state: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():

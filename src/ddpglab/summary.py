@@ -37,13 +37,13 @@ class TrainSummary:
 class LearningStats:
     """Per-member sums of critic loss and mean Q over the updates of the current episode."""
 
-    def __init__(self, members: int):
+    def __init__(self, members: int, device: str | torch.device = "cpu"):
         self.updates = np.zeros(members, dtype=np.int64)
-        self.loss_sum = torch.zeros(members)
-        self.q_sum = torch.zeros(members)
+        self.loss_sum = torch.zeros(members, device=device)
+        self.q_sum = torch.zeros(members, device=device)
 
     def add(self, critic_loss: torch.Tensor, mean_q: torch.Tensor) -> None:
-        """Accumulate one update's statistics, staying in torch (no conversion per step)."""
+        """Accumulate one update's statistics on the device (no conversion per step)."""
         self.loss_sum += critic_loss
         self.q_sum += mean_q
         self.updates += 1

@@ -55,6 +55,18 @@ def check_buffer_fits(kind: str, capacity: int, obs_dim: int, act_dim: int, memb
         )
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device ``train.device`` names; refuses a GPU this machine does not have."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"train.device {name}: torch sees no CUDA GPU on this machine")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"train.device {name}: this machine has {count} CUDA GPU(s)")
+    return device
+
+
 class Trainer:
     """Train K independent DDPG members, one per seed in ``config.train.seeds``.
 
@@ -86,6 +98,7 @@ class Trainer:
         self.seeds = list(config.train.seeds)
         if config.train.torch_threads is not None:
             torch.set_num_threads(config.train.torch_threads)
+        self.device = training_device(config.train.device)
         self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
         try:
@@ -95,7 +108,7 @@ class Trainer:
         except ConfigError:
             self.envs.close()
             raise
-        self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds)
+        self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds, self.device)
         self.buffer = make_buffer(
             config.replay.kind,
             config.replay.capacity,
@@ -103,6 +116,7 @@ class Trainer:
             act_dim,
             members=len(self.seeds),
             seed=self.seeds,
+            device=self.device,
             **config.replay.buffer_options(config.agent.gamma),
             **config.replay.strategy_params(),
         )
@@ -116,7 +130,7 @@ class Trainer:
         self.active = np.ones(k_members, dtype=bool)
         self.failed = np.zeros(k_members, dtype=bool)  # stopped by a NaN or Inf
         self.env_steps = np.zeros(k_members, dtype=np.int64)
-        self.learning = LearningStats(k_members)
+        self.learning = LearningStats(k_members, self.device)
         self.values = ValueTracker(k_members, config.agent.gamma)
         # env_steps at each member's latest evaluation / checkpoint: never twice per policy.
         self._evaluated_at = np.full(k_members, -1, dtype=np.int64)
@@ -417,7 +431,7 @@ class Trainer:
         )
         if not finite.all():
             self._fail_nonfinite(
-                ~finite.numpy(),
+                ~finite.cpu().numpy(),
                 {
                     "critic loss": stats.critic_loss,
                     "actor loss": stats.actor_loss,
@@ -425,7 +439,7 @@ class Trainer:
                 },
             )
         if self.buffer.needs_priorities:
-            td_error = stats.td_error.numpy()
+            td_error = stats.td_error.cpu().numpy()
             td_error[self.failed] = 0.0  # keeps a failed member's sum tree finite
             self.buffer.update_priorities(batch.indices, td_error)
 

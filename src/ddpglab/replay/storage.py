@@ -4,6 +4,12 @@ Members add in lockstep (one transition each per env step), so the write positio
 fill level are shared; only the contents differ. Every sampling strategy subclasses
 :class:`ReplayBuffer` and implements :meth:`ReplayBuffer.sample_indices`.
 
+The observations and actions (the bulk of the storage) live as torch tensors on the
+training device, packed side by side in one ``transitions`` tensor, so that a minibatch is
+one gather there and no batch is copied between host and device. Rewards, termination and
+episode-end flags stay in host numpy arrays, because the sampling rules read them: per
+step only the sampled indices and the (K, B) scalars of the batch cross to the device.
+
 Two options apply to every strategy. The shrinking window (:mod:`ddpglab.replay.window`)
 limits sampling to each member's most recent ``window`` transitions. n-step returns are
 assembled when a minibatch is drawn, not when transitions are stored: the ring keeps
@@ -79,6 +85,21 @@ def n_step_returns(
     return total, last, steps
 
 
+def zeros(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A float32 tensor of zeros; on the CPU backed by ``np.zeros``, whose pages the OS
+    commits only when written, so a large, mostly empty buffer costs only what it holds."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.zeros(shape, dtype=np.float32))
+    return torch.zeros(shape, device=device)
+
+
+def host_view(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A numpy array of ``array``'s values: itself, a view of a CPU tensor, or a host copy."""
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return array
+
+
 def _member_seeds(seed: int | Sequence[int], members: int) -> list[int]:
     if isinstance(seed, int):
         return [seed + k for k in range(members)]
@@ -103,6 +124,8 @@ class ReplayBuffer:
         window: sample only each member's most recent transitions: a fixed count, or a
             :class:`~ddpglab.replay.window.WindowSchedule` over training progress
             (:meth:`set_progress`); None samples everything stored.
+        device: where observations and actions are stored and batches are assembled
+            (the networks' device).
     """
 
     def __init__(
@@ -116,6 +139,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         n_step: int = 1,
         window: WindowSchedule | int | None = None,
+        device: str | torch.device = "cpu",
     ):
         if n_step < 1:
             raise ValueError(f"n_step must be at least 1, got {n_step}")
@@ -124,10 +148,13 @@ class ReplayBuffer:
         # The ring that `add` writes is slots [0, capacity); strategies that keep strata of
         # their own (stratified) get further slots after it, so one gather serves all.
         shape = (members, capacity * self.slots_per_capacity)
-        self.obs = np.zeros((*shape, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((*shape, act_dim), dtype=np.float32)
+        self.device = torch.device(device)
+        # Per slot: [obs | action | next_obs]; obs, actions and next_obs are views of it.
+        self.transitions = zeros((*shape, 2 * obs_dim + act_dim), self.device)
+        self.obs, self.actions, self.next_obs = self.transitions.split(
+            [obs_dim, act_dim, obs_dim], dim=-1
+        )
         self.rewards = np.zeros(shape, dtype=np.float32)
-        self.next_obs = np.zeros((*shape, obs_dim), dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=np.float32)
         self.episode_end = np.zeros(shape, dtype=bool)  # terminated or truncated
         self.pos = 0
@@ -148,6 +175,10 @@ class ReplayBuffer:
         if window is not None:
             self.window[:] = np.minimum(window(np.zeros(members)), capacity)
         self._member_axis = np.arange(members)[:, None]
+        self._member_axis_on_device = torch.arange(members, device=self.device)[:, None]
+        # Host rows [obs | action | next_obs] of one add, copied to the device at once.
+        self._staging = np.zeros((members, 2 * obs_dim + act_dim), dtype=np.float32)
+        self._staging_parts = np.split(self._staging, [obs_dim, obs_dim + act_dim], axis=1)
         self._constant_weights: dict[tuple[tuple[int, ...], float], torch.Tensor] = {}
 
     #: Slots of storage per unit of ``capacity`` (the ring, plus strata of a strategy's own).
@@ -160,12 +191,15 @@ class ReplayBuffer:
         slots = members * capacity * cls.slots_per_capacity
         return slots * (4 * (2 * obs_dim + act_dim + 2) + 1)
 
-    #: The per-slot arrays, each (K, slots, ...).
+    #: The per-slot arrays, each (K, slots, ...): numpy arrays on the host, and views of
+    #: the ``transitions`` tensor on the device.
+    HOST_ARRAYS = ("rewards", "terminated", "episode_end")
+    DEVICE_ARRAYS = ("obs", "actions", "next_obs")
     SLOT_ARRAYS = ("obs", "actions", "rewards", "next_obs", "terminated", "episode_end")
 
-    def storage_arrays(self) -> tuple[np.ndarray, ...]:
-        """Every per-slot array, each (K, slots, ...)."""
-        return tuple(getattr(self, name) for name in self.SLOT_ARRAYS)
+    def storage_arrays(self) -> tuple[np.ndarray | torch.Tensor, ...]:
+        """The transitions tensor and every host per-slot array, each (K, slots, ...)."""
+        return (self.transitions, *(getattr(self, name) for name in self.HOST_ARRAYS))
 
     def __len__(self) -> int:
         return self.size
@@ -182,10 +216,10 @@ class ReplayBuffer:
         """Store one transition per member (arrays with leading size K) and track episodes."""
         i = self.pos
         ended_mask = np.logical_or(terminated, truncated)
-        self.obs[:, i] = obs
-        self.actions[:, i] = act
+        for part, values in zip(self._staging_parts, (obs, act, next_obs), strict=True):
+            part[...] = values
+        self.transitions[:, i] = torch.from_numpy(self._staging)
         self.rewards[:, i] = rew
-        self.next_obs[:, i] = next_obs
         self.terminated[:, i] = terminated
         self.episode_end[:, i] = ended_mask
         self.pos = (i + 1) % self.capacity
@@ -255,14 +289,22 @@ class ReplayBuffer:
         """A cached read-only tensor of ``value``: the weights and discounts of plain batches."""
         key = (shape, value)
         if key not in self._constant_weights:
-            self._constant_weights[key] = torch.full(shape, value)
+            self._constant_weights[key] = torch.full(shape, value, device=self.device)
         return self._constant_weights[key]
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the storage device (a view of it on the CPU)."""
+        return torch.from_numpy(array).to(self.device)
+
+    def _gather(self, slots: np.ndarray) -> torch.Tensor:
+        """The stored [obs | action | next_obs] rows at ring positions ``slots`` (K, B)."""
+        return self.transitions[self._member_axis_on_device, self._to_device(slots)]
 
     def sample(self, batch_size: int) -> Batch:
         """Draw a minibatch of ``batch_size`` transitions for every member."""
         idx, weights = self.sample_indices(batch_size)
         k = self._member_axis
-        w = self._constant(idx.shape, 1.0) if weights is None else torch.from_numpy(weights)
+        w = self._constant(idx.shape, 1.0) if weights is None else self._to_device(weights)
         if self.n_step == 1:
             rewards, last = self.rewards[k, idx], idx
             discounts = self._constant(idx.shape, self.gamma)
@@ -271,13 +313,18 @@ class ReplayBuffer:
                 self.rewards, self.episode_end, self.successor, idx, self.gamma, self.n_step
             )
             rewards = total.astype(np.float32)
-            discounts = torch.from_numpy((self.gamma**steps).astype(np.float32))
+            discounts = self._to_device((self.gamma**steps).astype(np.float32))
+        rows = self._gather(idx)
+        obs_dim, act_dim = self.obs.shape[-1], self.actions.shape[-1]
+        obs, actions, next_obs = rows.split([obs_dim, act_dim, obs_dim], dim=-1)
+        if last is not idx:
+            next_obs = self._gather(last)[..., obs_dim + act_dim :]
         return Batch(
-            obs=torch.from_numpy(self.obs[k, idx]),
-            actions=torch.from_numpy(self.actions[k, idx]),
-            rewards=torch.from_numpy(rewards),
-            next_obs=torch.from_numpy(self.next_obs[k, last]),
-            terminated=torch.from_numpy(self.terminated[k, last]),
+            obs=obs,
+            actions=actions,
+            rewards=self._to_device(rewards),
+            next_obs=next_obs,
+            terminated=self._to_device(self.terminated[k, last]),
             indices=idx,
             weights=w,
             discounts=discounts,
@@ -300,14 +347,14 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue sampling exactly where this buffer stands.
 
-        The storage arrays appear as views of their used slot ranges only, so that a
-        checkpoint of a large, partly filled buffer is small and needs no copy of it.
+        The storage arrays appear as numpy views of their used slot ranges only, so that a
+        checkpoint of a large, partly filled buffer is small and, on the CPU, needs no copy.
         """
         ranges = self.used_slots()
         state: dict[str, Any] = {
             "slot_ranges": ranges,
             "slots": {
-                name: [getattr(self, name)[:, start:stop] for start, stop in ranges]
+                name: [host_view(getattr(self, name)[:, start:stop]) for start, stop in ranges]
                 for name in self.SLOT_ARRAYS
             },
             "pos": self.pos,
@@ -321,8 +368,11 @@ class ReplayBuffer:
         """Restore :meth:`state_dict` into a freshly made buffer of the same shape."""
         for name in self.SLOT_ARRAYS:
             parts = state["slots"][name]
+            array = getattr(self, name)
             for (start, stop), part in zip(state["slot_ranges"], parts, strict=True):
-                getattr(self, name)[:, start:stop] = part
+                if isinstance(array, torch.Tensor):
+                    part = torch.as_tensor(part)
+                array[:, start:stop] = part
         for name in self._COUNTERS:
             getattr(self, name)[...] = state[name]
         self.pos, self.size = int(state["pos"]), int(state["size"])
