@@ -73,6 +73,38 @@ def test_a_batch_that_repeats_an_index_leaves_a_consistent_tree():
     np.testing.assert_array_equal(trees.total(), [7.0, 6.5])
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    capacity=st.integers(1, 300),
+    steps=st.lists(
+        st.tuples(
+            st.booleans(),  # a column write (a new transition) or a batch write (priorities)
+            st.lists(st.integers(0, 299), min_size=3, max_size=3),
+            st.lists(st.floats(1e-6, 1e3), min_size=3, max_size=3),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_incremental_sums_match_a_tree_rebuilt_from_the_leaves(capacity, steps):
+    """Three members, column and batch writes mixed: every node stays the sum of its
+    children up to rounding, and rebuild() makes it so exactly."""
+    trees = SumTrees(members=3, capacity=capacity)
+    for column, slots, values in steps:
+        if column:
+            trees.set_column(slots[0] % capacity, np.array(values))
+        else:
+            trees.set(np.array(slots)[:, None] % capacity, np.array(values)[:, None])
+    incremental = trees.tree.copy()
+    trees.rebuild()
+    leaf = trees.leaf_offset
+    exact = trees.tree
+    np.testing.assert_array_equal(exact[:, leaf:], incremental[:, leaf:])
+    for node in range(1, leaf):
+        np.testing.assert_array_equal(exact[:, node], exact[:, 2 * node] + exact[:, 2 * node + 1])
+    np.testing.assert_allclose(incremental[:, 1:], exact[:, 1:], rtol=1e-12, atol=1e-9)
+
+
 def test_sum_trees_of_members_are_separate():
     trees = SumTrees(members=2, capacity=4)
     trees.set(np.array([[1], [3]]), np.array([[5.0], [7.0]]))

@@ -60,10 +60,17 @@ class PrioritizedReplay(ReplayBuffer):
         self.trees = SumTrees(members, capacity)
         self.max_priority = np.ones(members, dtype=np.float64)
 
+    #: Adds between exact recomputations of the sum trees (:meth:`SumTrees.rebuild`), which
+    #: clear the rounding their incremental updates accumulate; tied to the ring position,
+    #: so a resumed run rebuilds at the same steps as an uninterrupted one.
+    rebuild_every = 1 << 14
+
     def add(self, obs, act, rew, next_obs, terminated, truncated) -> None:
         position = self.pos
         super().add(obs, act, rew, next_obs, terminated, truncated)
         self.trees.set_column(position, self.max_priority)
+        if position % self.rebuild_every == 0:
+            self.trees.rebuild()
 
     follows_progress = True  # beta anneals with progress
 

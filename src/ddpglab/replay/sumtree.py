@@ -9,8 +9,12 @@ class SumTrees:
     """One binary sum tree per member over ``capacity`` leaves, stored as a (K, 2 L) array.
 
     Leaves live at positions L .. L + capacity - 1 (L the next power of two), node n holds
-    tree[n] = tree[2n] + tree[2n + 1], and tree[1] is the total. Updates and prefix-sum
-    searches walk the log2(L) levels once for a whole (K, B) batch of indices.
+    tree[n] = tree[2n] + tree[2n + 1], and tree[1] is the total. Prefix-sum searches walk
+    the log2(L) levels once for a whole (K, B) batch of indices. An update adds each
+    changed leaf's difference to its log2(L) ancestors in one scatter-add rather than
+    recomputing them level by level: a dozen numpy calls instead of a hundred, which is
+    most of prioritized replay's cost at small K. The sums then carry float rounding of
+    the order of 1e-16 per update; :meth:`rebuild` recomputes them exactly.
     """
 
     def __init__(self, members: int, capacity: int):
@@ -20,6 +24,7 @@ class SumTrees:
         # Flat positions (row start + node) index a 1-D view: faster than 2-D fancy indexing.
         self._flat = self.tree.reshape(-1)
         self._row_start = (np.arange(members) * 2 * self.leaf_offset)[:, None]
+        self._ancestor_shifts = np.arange(1, self.depth + 1)  # node >> j: its j-th ancestor
 
     def total(self) -> np.ndarray:
         """Sum of all leaves per member, shape (K,)."""
@@ -30,22 +35,37 @@ class SumTrees:
         return self._flat[self._row_start + self.leaf_offset + indices]
 
     def set(self, indices: np.ndarray, values: np.ndarray) -> None:
-        """Set leaves at ring positions ``indices`` (K, B) to ``values`` and refresh their sums."""
-        flat, rows = self._flat, self._row_start
-        nodes = indices + self.leaf_offset
-        flat[rows + nodes] = values
-        for _ in range(self.depth):
-            nodes = nodes >> 1
-            left = rows + 2 * nodes
-            flat[rows + nodes] = flat[left] + flat[left + 1]
+        """Set leaves at ring positions ``indices`` (K, B) to ``values`` and refresh their
+        sums; an index repeated within a row keeps its last value."""
+        positions = (self._row_start + self.leaf_offset + indices).ravel()
+        changed = np.sort(positions)
+        changed = changed[np.append(changed[1:] != changed[:-1], True)]  # each leaf once
+        before = self._flat[changed]
+        self._flat[positions] = values.ravel()
+        self._add_to_ancestors(changed, self._flat[changed] - before)
 
     def set_column(self, index: int, values: np.ndarray) -> None:
         """Set leaf ``index`` of every member to ``values`` (K,): one ring slot, all members."""
-        node = index + self.leaf_offset
-        self.tree[:, node] = values
-        for _ in range(self.depth):
-            node >>= 1
-            self.tree[:, node] = self.tree[:, 2 * node] + self.tree[:, 2 * node + 1]
+        positions = self._row_start[:, 0] + self.leaf_offset + index
+        before = self._flat[positions]
+        self._flat[positions] = values
+        self._add_to_ancestors(positions, self._flat[positions] - before)
+
+    def _add_to_ancestors(self, positions: np.ndarray, delta: np.ndarray) -> None:
+        """tree[a] += delta_i for every ancestor a of each leaf at flat ``positions`` (n,)."""
+        row_size = 2 * self.leaf_offset
+        nodes = positions % row_size
+        ancestors = (positions - nodes)[:, None] + (nodes[:, None] >> self._ancestor_shifts)
+        # Leaves share ancestors: add.at sums every contribution, where += keeps one.
+        np.add.at(self._flat, ancestors.ravel(), np.repeat(delta, self.depth))
+
+    def rebuild(self) -> None:
+        """Recompute every internal node exactly from the leaves, level by level."""
+        level = self.leaf_offset
+        while level > 1:
+            children = self.tree[:, level : 2 * level]
+            self.tree[:, level // 2 : level] = children[:, 0::2] + children[:, 1::2]
+            level //= 2
 
     def prefix_sum(self, index: np.ndarray) -> np.ndarray:
         """sum(leaves < index) per member, for ``index`` (K, 1) in [0, capacity]."""
