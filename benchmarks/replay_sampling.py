@@ -40,8 +40,8 @@ def prefill(buf: ReplayBuffer, seed: int = 0) -> None:
     """Fill every slot of ``buf`` (ring and strata) and rebuild the strategy's index."""
     rng = np.random.default_rng(seed)
     slots = buf.rewards.shape[1]
-    for array in (buf.obs, buf.next_obs, buf.actions):
-        array[...] = rng.uniform(-1, 1, array.shape)
+    values = rng.random(buf.transitions.shape, dtype=np.float32) * 2 - 1
+    buf.transitions[...] = torch.from_numpy(values)  # obs, actions and next_obs
     buf.rewards[...] = rng.uniform(-16, 0, buf.rewards.shape)
     buf.episode_end[:, 199::200] = True  # Pendulum's 200-step episodes, truncated
     buf.pos, buf.size = 0, buf.capacity

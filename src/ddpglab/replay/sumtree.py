@@ -38,8 +38,10 @@ class SumTrees:
         """Set leaves at ring positions ``indices`` (K, B) to ``values`` and refresh their
         sums; an index repeated within a row keeps its last value."""
         positions = (self._row_start + self.leaf_offset + indices).ravel()
-        changed = np.sort(positions)
-        changed = changed[np.append(changed[1:] != changed[:-1], True)]  # each leaf once
+        ordered = np.sort(positions)
+        first_of_run = np.ones(ordered.shape, dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=first_of_run[1:])
+        changed = ordered[first_of_run]  # each leaf once
         before = self._flat[changed]
         self._flat[positions] = values.ravel()
         self._add_to_ancestors(changed, self._flat[changed] - before)
@@ -79,12 +81,29 @@ class SumTrees:
             nodes >>= 1
         return np.where(index >= self.leaf_offset, self.tree[:, 1:2], total)
 
+    #: Depth at which :meth:`find` starts walking; the levels above it hold few nodes.
+    SEARCH_FROM_DEPTH = 10
+
     def find(self, prefix: np.ndarray) -> np.ndarray:
-        """Ring positions i with sum(leaves < i) <= prefix < sum(leaves <= i), per row (K, B)."""
+        """Ring positions i with sum(leaves < i) <= prefix < sum(leaves <= i), per row (K, B).
+
+        The nodes at depth d = min(depth, SEARCH_FROM_DEPTH) split the leaves into 2^d
+        consecutive ranges; one binary search of each member's running sum over them picks
+        the range (with the prefix left inside it), replacing d levels of the walk; the
+        walk then descends the remaining levels for the whole batch at once.
+        """
         flat, rows = self._flat, self._row_start
-        nodes = np.ones(prefix.shape, dtype=np.int64)
+        start_depth = min(self.depth, self.SEARCH_FROM_DEPTH)
+        first = 1 << start_depth
+        running = np.cumsum(self.tree[:, first : 2 * first], axis=1)
+        nodes = np.empty(prefix.shape, dtype=np.int64)
         prefix = prefix.copy()
-        for _ in range(self.depth):
+        for k, (row_running, row_prefix) in enumerate(zip(running, prefix, strict=True)):
+            # side="right" skips empty ranges; a prefix at the total stays in the last one.
+            j = np.minimum(np.searchsorted(row_running, row_prefix, side="right"), first - 1)
+            prefix[k] -= np.where(j > 0, row_running[j - 1], 0.0)
+            nodes[k] = first + j
+        for _ in range(self.depth - start_depth):
             left = 2 * nodes
             left_sum = flat[rows + left]
             go_right = prefix >= left_sum
