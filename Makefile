@@ -38,6 +38,7 @@ $(VENV)/.installed-bench: $(STAMP)
 	touch $@
 
 bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/floor.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/pendulum_quality.py
 

@@ -194,7 +194,6 @@ class ReplayBuffer:
     #: The per-slot arrays, each (K, slots, ...): numpy arrays on the host, and views of
     #: the ``transitions`` tensor on the device.
     HOST_ARRAYS = ("rewards", "terminated", "episode_end")
-    DEVICE_ARRAYS = ("obs", "actions", "next_obs")
     SLOT_ARRAYS = ("obs", "actions", "rewards", "next_obs", "terminated", "episode_end")
 
     def storage_arrays(self) -> tuple[np.ndarray | torch.Tensor, ...]:
