@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from cli_support import run_cli
@@ -98,3 +99,16 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, capsys):
     bogus.write_text("not a checkpoint")
     rc, _, err = run_cli(["enjoy", str(bogus), "--render", "none"], capsys)
     assert rc == 2 and "cannot load checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_shipped_walker_walks_one_episode_headless(capsys):
+    """docs/results/bipedal-td3/walker.pt (TD3 on BipedalWalker-v3, see its README) plays
+    one deterministic episode without a display and crosses the course: 300 counts as
+    solved, and a fall costs -100."""
+    walker = Path(__file__).parents[1] / "docs" / "results" / "bipedal-td3" / "walker.pt"
+    rc, out, err = run_cli(["enjoy", str(walker), "--episodes", "1", "--render", "none"], capsys)
+    assert rc == 0, err
+    assert out.splitlines()[0].startswith("BipedalWalker-v3: walker.pt")
+    returns, mean = played(out)
+    assert len(returns) == 1 and mean == returns[0]
+    assert returns[0] > 280
