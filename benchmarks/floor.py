@@ -86,10 +86,11 @@ def gemm_rate(threads: int, device: torch.device, size: int = 2048, repeats: int
 
 
 def random_batch(members: int, batch: int, obs: int, act: int, device: str = "cpu"):
+    """A fixed random minibatch, drawn on the CPU (the same on every device), then moved."""
     from ddpglab.replay import Batch
 
     gen = torch.Generator().manual_seed(0)
-    batch = Batch(
+    on_cpu = Batch(
         obs=torch.randn(members, batch, obs, generator=gen),
         actions=torch.rand(members, batch, act, generator=gen) * 2 - 1,
         rewards=torch.randn(members, batch, generator=gen),
@@ -99,13 +100,8 @@ def random_batch(members: int, batch: int, obs: int, act: int, device: str = "cp
         weights=torch.ones(members, batch),
         discounts=torch.full((members, batch), 0.99),
     )
-    return batch._replace(
-        **{
-            name: value.to(device)
-            for name, value in batch._asdict().items()
-            if isinstance(value, torch.Tensor)
-        }
-    )
+    tensors = {k: v.to(device) for k, v in on_cpu._asdict().items() if isinstance(v, torch.Tensor)}
+    return on_cpu._replace(**tensors)
 
 
 def time_updates(agent, batch, updates: int) -> float:
