@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cli_support import run_cli
 
+from ddpglab.report.enjoy import episode_returns, find_policy, play_episodes
 from ddpglab.trainer import train
 
 STEPS = 20
@@ -76,6 +77,18 @@ def test_episode_and_reset_seed_choose_the_actor_and_the_start_states(run_dir, c
     _, reseeded, _ = run_cli([*base, "--reset-seed", "5"], capsys)
     assert played(first) != played(latest)
     assert played(reseeded) != played(latest)
+
+
+def test_each_episode_reports_its_length_and_how_it_ended(run_dir):
+    """Pendulum-v1 never ends an episode itself: each of these runs to the 20-step limit,
+    and the returns are those enjoy prints."""
+    policy = find_policy(run_dir, None, 0, None)
+    outcomes = list(play_episodes(policy, 3, reset_seed=7))
+    assert [(o.length, o.terminated) for o in outcomes] == [(STEPS, False)] * 3
+    assert all(-16.3 <= o.final_reward <= 0.0 for o in outcomes)  # Pendulum's reward range
+    returns = [o.episode_return for o in outcomes]
+    assert returns == list(episode_returns(policy, 3, reset_seed=7))
+    assert len(set(returns)) == 3  # three start states, not one replayed
 
 
 @pytest.mark.parametrize(

@@ -76,10 +76,22 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
     )
 
 
-def episode_returns(
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """How one deterministic episode went: its return and length, whether the env ended it
+    (``terminated``: a fall or the end of the course, say) rather than its time limit, and
+    the reward of its last step (BipedalWalker-v3 gives -100 for a fall)."""
+
+    episode_return: float
+    length: int
+    terminated: bool
+    final_reward: float
+
+
+def play_episodes(
     policy: Policy, episodes: int, render: str = "none", reset_seed: int = 0
-) -> Iterator[float]:
-    """The return of each of ``episodes`` deterministic episodes a = mu(s), as they end."""
+) -> Iterator[EpisodeOutcome]:
+    """Each of ``episodes`` deterministic episodes a = mu(s), as it ends."""
     import torch
 
     from ddpglab.envs import make_env, rescale_action
@@ -95,8 +107,8 @@ def episode_returns(
     try:
         obs = _first_reset(env, reset_seed, render)
         for _ in range(episodes):
-            total, done = 0.0, False
-            while not done:
+            total, length, terminated, truncated = 0.0, 0, False, False
+            while not (terminated or truncated):
                 with torch.inference_mode():
                     x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).view(1, 1, -1)
                     action = actor(x).view(-1).numpy()
@@ -104,11 +116,19 @@ def episode_returns(
                 if render == "rgb_array":
                     env.render()  # off-screen; a human window renders inside step
                 total += float(reward)
-                done = terminated or truncated
-            yield total
+                length += 1
+            yield EpisodeOutcome(total, length, bool(terminated), float(reward))
             obs, _ = env.reset()
     finally:
         env.close()
+
+
+def episode_returns(
+    policy: Policy, episodes: int, render: str = "none", reset_seed: int = 0
+) -> Iterator[float]:
+    """The return of each of ``episodes`` deterministic episodes a = mu(s), as they end."""
+    for outcome in play_episodes(policy, episodes, render, reset_seed):
+        yield outcome.episode_return
 
 
 def _first_reset(env, seed: int, render: str) -> np.ndarray:
