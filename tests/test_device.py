@@ -14,8 +14,9 @@ from cli_support import FAST, assert_refused, run_cli
 
 from ddpglab.checkpoint import load_state, save_state
 from ddpglab.config import ConfigError, load_config
+from ddpglab.machine import training_device
 from ddpglab.replay import make_buffer
-from ddpglab.trainer import Trainer, training_device
+from ddpglab.trainer import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

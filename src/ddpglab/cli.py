@@ -202,7 +202,8 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.envs import make_env
-    from ddpglab.trainer import check_buffer_fits, train, training_device
+    from ddpglab.machine import check_buffer_fits, training_device
+    from ddpglab.trainer import train
 
     if args.resume:
         config, has_state = resume_train_config(args)

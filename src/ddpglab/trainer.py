@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -24,11 +23,13 @@ import torch
 from ddpglab.agent import DDPGAgent
 from ddpglab.checkpoint import handle_stop_signals, load_state, save_state, write_text_atomic
 from ddpglab.config import Config, ConfigError, same_run_config
-from ddpglab.envs import MemberEnvs, make_env, rescale_action
+from ddpglab.envs import MemberEnvs
+from ddpglab.evaluation import MemberEvaluator
+from ddpglab.machine import check_buffer_fits, training_device
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
-from ddpglab.replay import STRATEGIES, make_buffer
-from ddpglab.seeding import derive_seed, member_rngs, rng_states, set_rng_states
+from ddpglab.replay import make_buffer
+from ddpglab.seeding import member_rngs, rng_states, set_rng_states
 from ddpglab.store import ResultsStore
 from ddpglab.summary import LearningStats, MemberSummary, TrainSummary, ValueTracker
 
@@ -42,29 +43,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, signum: int, state_path: Path | None):
         self.signum, self.state_path = signum, state_path
         super().__init__(f"stopped by {signal.Signals(signum).name}")
-
-
-def check_buffer_fits(kind: str, capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
-    """Refuse a replay capacity whose storage exceeds this machine's physical memory."""
-    needed = STRATEGIES[kind].storage_bytes(capacity, obs_dim, act_dim, members)
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > physical:
-        raise ConfigError(
-            f"replay.capacity {capacity} x {members} member(s) needs {needed / 2**30:.1f} GiB "
-            f"of replay storage; this machine has {physical / 2**30:.1f} GiB"
-        )
-
-
-def training_device(name: str) -> torch.device:
-    """The torch device ``train.device`` names; refuses a GPU this machine does not have."""
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"train.device {name}: torch sees no CUDA GPU on this machine")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"train.device {name}: this machine has {count} CUDA GPU(s)")
-    return device
 
 
 class Trainer:
@@ -122,7 +100,14 @@ class Trainer:
         )
         self.noise = make_noise(config.noise, act_dim, self.seeds)
         self.random_action_rngs = member_rngs(self.seeds, "random_actions")
-        self._eval_envs: dict[int, Any] = {}
+        self.evaluator = MemberEvaluator(
+            config.env.id,
+            config.env.max_episode_steps,
+            self.seeds,
+            obs_dim,
+            self.envs.low,
+            self.envs.high,
+        )
         k_members = len(self.seeds)
         self.members = [MemberSummary(seed=s) for s in self.seeds]
         self.run_ids: list[int | None] = [None] * k_members
@@ -155,36 +140,9 @@ class Trainer:
         return actions
 
     def evaluate(self, members: list[int]) -> dict[int, list[float]]:
-        """Deterministic returns (no noise) of ``eval_episodes`` episodes per given member.
-
-        Each member has its own eval env, seeded from its seed, apart from its training env.
-        """
-        n_episodes = self.config.train.eval_episodes
-        for k in members:
-            self._eval_env(k)
-        returns: dict[int, list[float]] = {k: [] for k in members}
-        for _ in range(n_episodes):
-            obs = np.zeros((len(self.seeds), self.envs.obs_dim), dtype=np.float32)
-            for k in members:
-                obs[k] = self._eval_envs[k].reset()[0]
-            running = {k: 0.0 for k in members}
-            while running:
-                actions = rescale_action(self.agent.act(obs), self.envs.low, self.envs.high)
-                for k in list(running):
-                    o, r, term, trunc, _ = self._eval_envs[k].step(actions[k])
-                    obs[k] = o
-                    running[k] += float(r)
-                    if term or trunc:
-                        returns[k].append(running.pop(k))
-        return returns
-
-    def _eval_env(self, k: int) -> Any:
-        """Member k's eval env, made and seeded on first use."""
-        if k not in self._eval_envs:
-            env = make_env(self.config.env.id, self.config.env.max_episode_steps)
-            env.reset(seed=derive_seed(self.seeds[k], "eval"))
-            self._eval_envs[k] = env
-        return self._eval_envs[k]
+        """Deterministic returns (no noise) of ``eval_episodes`` episodes per given member,
+        each on its own eval env (see :class:`~ddpglab.evaluation.MemberEvaluator`)."""
+        return self.evaluator.returns(self.agent.act, members, self.config.train.eval_episodes)
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -256,10 +214,7 @@ class Trainer:
             "noise": self.noise.state_dict(),
             "random_actions": rng_states(self.random_action_rngs),
             "envs": self.envs.state_dict(),
-            "eval_envs": {
-                int(k): env.unwrapped.np_random.bit_generator.state
-                for k, env in self._eval_envs.items()
-            },
+            "eval_envs": self.evaluator.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -290,8 +245,7 @@ class Trainer:
         self.noise.load_state_dict(state["noise"])
         set_rng_states(self.random_action_rngs, state["random_actions"])
         self.envs.load_state_dict(state["envs"])
-        for k, rng_state in state["eval_envs"].items():
-            self._eval_env(int(k)).unwrapped.np_random.bit_generator.state = rng_state
+        self.evaluator.load_state_dict(state["eval_envs"])
         torch.set_rng_state(state["torch_rng"])
 
     def save_state(self) -> None:
@@ -352,8 +306,7 @@ class Trainer:
             raise
         finally:
             self.envs.close()
-            for env in self._eval_envs.values():
-                env.close()
+            self.evaluator.close()
         if self.store is not None:
             for run_id, failed in zip(self.run_ids, self.failed, strict=True):
                 if not failed:

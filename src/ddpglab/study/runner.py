@@ -110,7 +110,7 @@ def check_out_dir(out: Path, study: Study, overwrite: bool) -> None:
 def check_resources(study: Study, plan: Plan) -> None:
     """Every variant's env can be made and each job's replay fits in memory."""
     from ddpglab.envs import make_env
-    from ddpglab.trainer import check_buffer_fits
+    from ddpglab.machine import check_buffer_fits
 
     dims: dict[tuple[str, int | None], tuple[int, int]] = {}
     for job in plan.jobs:
