@@ -249,3 +249,41 @@ def test_the_cli_starts_without_importing_torch():
     """Building the parser stays fast: torch (2 s to import) loads only when a command runs."""
     code = "import sys, ddpglab.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("delay_s", [0.15, 0.3, 0.45, 0.9])
+def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path, delay_s):
+    """SIGINT during the imports (about the first half second) or the first steps ends the
+    command with one line; the exact moment it lands varies, the absence of a traceback
+    must not."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "ddpglab", "train", "--preset", "pendulum", "--quiet"]
+    process = subprocess.Popen(
+        [*command, "--episodes", "50", "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 1, err
+    assert process.returncode in (130, 128 + signal.SIGINT, -signal.SIGINT), err
+
+
+def test_a_ctrl_c_while_building_the_parser_ends_with_status_130(monkeypatch, capsys):
+    import ddpglab.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ddpglab.cli, "build_parser", interrupted)
+    try:
+        status = main(["train"])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped main()")
+    assert status == 130
+    assert capsys.readouterr().err == "ddpglab: interrupted\n"

@@ -240,8 +240,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # imports the command modules
         return args.run(args)
     except ConfigError as err:
         print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)
