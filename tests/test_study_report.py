@@ -44,7 +44,14 @@ def direct_crossing(returns: np.ndarray, threshold: float = -400.0) -> int | Non
 def test_report_writes_every_file(study):
     _, _, report = study
     names = sorted(p.name for p in report.iterdir())
-    assert names == ["curves.png", "final.png", "table.csv", "table.md", "thresholds.png"]
+    assert names == [
+        "curves.png",
+        "curves_steps.png",
+        "final.png",
+        "table.csv",
+        "table.md",
+        "thresholds.png",
+    ]
     for name in names:
         assert (report / name).stat().st_size > 0
     assert not any(p.name.startswith(".report") for p in report.parent.iterdir())
@@ -213,3 +220,22 @@ def test_a_trained_run_gets_the_episode_diagnostics_figure(tmp_path, tiny_config
     assert (report / "diagnostics.png").stat().st_size > 0
     _, _, synthetic = study
     assert not (synthetic / "diagnostics.png").exists()
+
+
+def test_curves_by_env_step_read_each_seed_at_a_common_grid():
+    """Between episode ends a seed's rolling mean is interpolated linearly; the grid runs
+    from where every seed has a whole window to where the shortest seed ends."""
+    from types import SimpleNamespace
+
+    from ddpglab.report.study_figures import _on_grid, _step_grid
+
+    a = SimpleNamespace(env_steps=np.array([10.0, 20.0, 30.0]), returns=np.array([1.0, 2, 3]))
+    b = SimpleNamespace(env_steps=np.array([5.0, 25.0, 40.0]), returns=np.array([0.0, 10, 20]))
+    grid = _step_grid([a, b], window=1, points=3)
+    assert grid.tolist() == [10.0, 20.0, 30.0]
+    curves = _on_grid([a, b], [a.returns, b.returns], 1, grid)
+    np.testing.assert_allclose(curves, [[1.0, 2.0, 3.0], [2.5, 7.5, 40 / 3]])
+    # With a window of 2 the first point is where both have two episodes: b's 25 steps.
+    assert _step_grid([a, b], window=2, points=2).tolist() == [25.0, 30.0]
+    rolled = _on_grid([a, b], [a.returns, b.returns], 2, np.array([25.0, 30.0]))
+    np.testing.assert_allclose(rolled, [[2.0, 2.5], [5.0, 5 + 10 * 5 / 15]])

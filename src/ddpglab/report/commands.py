@@ -46,8 +46,10 @@ def add_parsers(commands) -> None:
     report = commands.add_parser(
         "report",
         help="figures and a statistics table of a run or study folder (writes DIR/report/)",
-        description="Writes DIR/report/: curves.png, final.png, thresholds.png (stratified"
-        " variants), table.md and table.csv, from DIR/results.sqlite alone.",
+        description="Writes DIR/report/: curves.png and curves_steps.png (by episode and"
+        " by env step), final.png, thresholds.png (stratified variants), diagnostics.png"
+        " (runs that recorded episode values), table.md and table.csv, from"
+        " DIR/results.sqlite alone.",
     )
     report.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
     report.add_argument(

@@ -3,7 +3,6 @@ and per-episode diagnostics (length, termination, the critic's estimate against 
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from pathlib import Path
@@ -40,9 +39,17 @@ def _legend_below(fig, handles, labels) -> None:
     fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
 
 
-def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
+def plot_curves(
+    study: Study, path: Path, window: int, n_boot: int, x_axis: str = "episode"
+) -> None:
     """Per variant the mean over seeds of the rolling mean return, with a 95% bootstrap
-    band over seeds; one panel per env, over the episodes every seed of a variant has."""
+    band over seeds; one panel per env.
+
+    With ``x_axis="episode"`` the curves run over the episodes every seed of a variant has;
+    with ``"env steps"`` each seed's rolling mean is read at a common grid of env steps
+    (see :func:`_step_grid`), which compares variants whose episodes differ in length (a
+    walker that falls after 80 steps against one that stands for 1600) by experience spent.
+    """
     from ddpglab.report.study_report import rng_for
 
     variants = study.variants()
@@ -54,16 +61,20 @@ def plot_curves(study: Study, path: Path, window: int, n_boot: int) -> None:
     for ax, env_id in zip(axes[0], study.envs, strict=True):
         for variant in study.variants(env_id):
             runs = study.group(env_id, variant)
-            horizon = min(r.returns.size for r in runs)
-            curves = np.stack([stats.rolling_mean(r.returns[:horizon], window) for r in runs])
+            if x_axis == "episode":
+                horizon = min(r.returns.size for r in runs)
+                curves = np.stack([stats.rolling_mean(r.returns[:horizon], window) for r in runs])
+                x = runs[0].episodes[:horizon]
+            else:
+                x = _step_grid(runs, window)
+                curves = _on_grid(runs, [r.returns for r in runs], window, x)
             mean, lo, hi = stats.mean_band(curves, n_boot, rng_for(env_id, variant, "band"))
-            x = runs[0].episodes[:horizon]
             (line,) = ax.plot(x, mean, lw=1.6, color=colors[variant])
             ax.fill_between(x, lo, hi, color=colors[variant], alpha=0.18, lw=0)
             handles[variant] = line
         ax.set_title(env_id)
-        ax.set_xlabel("episode")
-        ax.set_ylabel(f"return, rolling mean of {window}")
+        ax.set_xlabel(x_axis)
+        ax.set_ylabel(f"return, rolling mean of {window} episodes")
         ax.grid(alpha=0.3)
     labels = [f"{v} (n={len({r.seed for r in study.runs if r.variant == v})})" for v in handles]
     _legend_below(fig, list(handles.values()), labels)
@@ -156,15 +167,22 @@ def plot_thresholds(study: Study, path: Path, window: int) -> bool:
     return True
 
 
+def _step_grid(runs: list, window: int, points: int = 200) -> np.ndarray:
+    """Env steps from where every run has a whole window of episodes to where the
+    shortest run ends."""
+    first = max(r.env_steps[min(window, len(r.env_steps)) - 1] for r in runs)
+    return np.linspace(first, min(r.env_steps[-1] for r in runs), points)
+
+
 def _on_grid(runs: list, values: list[np.ndarray], window: int, grid: np.ndarray) -> np.ndarray:
-    """The mean over runs of each run's rolling mean of ``values`` over ``window``
-    episodes, read at the env steps of ``grid``."""
+    """Each run's rolling mean of ``values`` over ``window`` episodes, read at the env
+    steps of ``grid`` (linear between episode ends): shape (runs, grid points)."""
     curves = []
     for run, v in zip(runs, values, strict=True):
         rolled = np.convolve(v, np.ones(window), "valid") / window if len(v) >= window else v
         steps = run.env_steps[len(v) - len(rolled) :]
         curves.append(np.interp(grid, steps, rolled))
-    return np.mean(curves, axis=0)
+    return np.stack(curves)
 
 
 def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
@@ -185,11 +203,12 @@ def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
             group = [r for r in runs if r.env_id == env_id and r.variant == variant]
             if not group:
                 continue
-            # From where every seed has a whole window to where the shortest run ends.
-            first = max(r.env_steps[min(window, len(r.env_steps)) - 1] for r in group)
-            grid = np.linspace(first, min(r.env_steps[-1] for r in group), 200)
+            grid = _step_grid(group, window)
             color, label = colors[variant], f"{variant} (n={len(group)})"
-            mean = functools.partial(_on_grid, group, window=window, grid=grid)
+
+            def mean(values: list[np.ndarray], group=group, grid=grid) -> np.ndarray:
+                return _on_grid(group, values, window, grid).mean(axis=0)
+
             row[0].plot(grid, mean([r.lengths for r in group]), color=color)
             falls = [np.nan_to_num(r.terminated, nan=0.0) for r in group]
             row[1].plot(grid, mean(falls), color=color)

@@ -1,10 +1,11 @@
 """``ddpglab report DIR``: figures and a statistics table for a study, from the store alone.
 
-Writes ``DIR/report/``: ``curves.png``, ``final.png``, ``table.md``, ``table.csv`` and, when
-some variant records stratified thresholds, ``thresholds.png``. The folder is built beside
-the old one and swapped in whole, so a failed report leaves the previous one intact. The
-bootstrap draws from fixed seeds (one stream per environment, variant and statistic), so
-the same store gives byte-identical tables.
+Writes ``DIR/report/``: ``curves.png`` (by episode), ``curves_steps.png`` (by env step),
+``final.png``, ``table.md``, ``table.csv``; ``thresholds.png`` when some variant records
+stratified thresholds, ``diagnostics.png`` when runs recorded episode values. The folder
+is built beside the old one and swapped in whole, so a failed report leaves the previous
+one intact. The bootstrap draws from fixed seeds (one stream per environment, variant and
+statistic), so the same store gives byte-identical tables.
 """
 
 from __future__ import annotations
@@ -322,6 +323,7 @@ def write_report(
         )
         (tmp / "table.csv").write_text(study_table.table_csv(rows, last, window))
         study_figures.plot_curves(study, tmp / "curves.png", window, n_boot)
+        study_figures.plot_curves(study, tmp / "curves_steps.png", window, n_boot, "env steps")
         study_figures.plot_final(rows, tmp / "final.png", last)
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
         study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
