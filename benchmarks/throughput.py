@@ -20,14 +20,22 @@ import subprocess
 import sys
 
 
-def measure_ddpglab(steps: int, members: int, threads: int) -> float:
-    """Member env steps per second of ``ddpglab.trainer.train``."""
+def measure_ddpglab(
+    steps: int,
+    members: int,
+    threads: int,
+    preset: str = "pendulum-2023",
+    overrides: dict | None = None,
+) -> float:
+    """Member env steps per second of ``ddpglab.trainer.train`` on ``preset`` (with
+    ``overrides``), no evaluations or checkpoints."""
     from ddpglab.config import load_config
     from ddpglab.trainer import train
 
     config = load_config(
-        "pendulum-2023",
+        preset,
         overrides={
+            **(overrides or {}),
             "train.steps": steps,
             "train.episodes": None,
             "train.seeds": list(range(members)),
