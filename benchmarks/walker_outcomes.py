@@ -8,8 +8,11 @@ episodes that reach the time limit with a return near zero.
 
 Every ``--every``-th saved actor of each run (and the last) plays ``--episodes``
 deterministic episodes with ``ddpglab enjoy``'s code, from the same start states
-(``--reset-seed``). One JSON line per actor, then a Markdown table per variant of the
-shares of each outcome by stretch of ``--bin`` env steps, over all the variant's seeds.
+(``--reset-seed``). One JSON line per actor, then two Markdown tables per variant by
+stretch of ``--bin`` env steps, over all the variant's seeds: the shares of each outcome of
+those deterministic episodes, and, from the store, the training episodes' mean length,
+share ended by the env, critic estimate Q(s_0, mu(s_0)) at their start and the discounted
+return they then earned.
 
     python benchmarks/walker_outcomes.py runs/bipedal-td3 --variants ddpg,td3 \
         [--seeds 0,1,2] [--every 5] [--episodes 10] [--bin 100000] [--reset-seed 12345]
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import time
 from collections import defaultdict
+from contextlib import closing
 from pathlib import Path
 
 FALL_PENALTY = -100.0
@@ -80,6 +85,32 @@ def markdown_table(variant: str, rows: list[dict], bin_steps: int) -> str:
     return "\n".join(lines)
 
 
+def training_table(study: Path, variant: str, seeds: list[int], bin_steps: int) -> str:
+    """The variant's training episodes (with exploration noise) by stretch of env steps:
+    mean length, share ended by the env, mean Q(s_0, mu(s_0)) and discounted return."""
+    marks = ",".join("?" * len(seeds))
+    with closing(sqlite3.connect(f"file:{study / 'results.sqlite'}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT e.env_steps / ?, COUNT(*), AVG(e.length), AVG(e.terminated), "
+            "AVG(e.q_start), AVG(e.discounted_return), AVG(e.return) "
+            "FROM episodes e JOIN runs r ON r.run_id = e.run_id "
+            f"WHERE r.variant = ? AND r.seed IN ({marks}) GROUP BY 1 ORDER BY 1",
+            (bin_steps, variant, *seeds),
+        ).fetchall()
+    lines = [
+        f"| {variant}: env steps | episodes | length | ended by env | Q(s0) | discounted return "
+        "| return |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for index, count, length, ended, q, discounted, ret in rows:
+        low, high = index * bin_steps, (index + 1) * bin_steps
+        lines.append(
+            f"| {low:,}-{high:,} | {count} | {length:.0f} | {ended:.0%} | {q:.1f} | "
+            f"{discounted:.1f} | {ret:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
@@ -93,10 +124,11 @@ def main() -> None:
 
     from ddpglab.report.animate import pick_checkpoints, run_checkpoints
 
+    seeds = [int(s) for s in args.seeds.split(",")]
     tables = []
     for variant in args.variants.split(","):
         rows = []
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in seeds:
             _, _, checkpoints = run_checkpoints(args.study, variant, seed)
             for checkpoint in pick_checkpoints(checkpoints, args.every):
                 start = time.perf_counter()
@@ -116,6 +148,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         tables.append(markdown_table(variant, rows, args.bin))
+        tables.append(training_table(args.study, variant, seeds, args.bin))
     print("\n\n".join(tables))
 
 
