@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import matplotlib
 
@@ -40,7 +40,11 @@ def _legend_below(fig, handles, labels) -> None:
 
 
 def plot_curves(
-    study: Study, path: Path, window: int, n_boot: int, x_axis: str = "episode"
+    study: Study,
+    path: Path,
+    window: int,
+    n_boot: int,
+    x_axis: Literal["episode", "env steps"] = "episode",
 ) -> None:
     """Per variant the mean over seeds of the rolling mean return, with a 95% bootstrap
     band over seeds; one panel per env.
