@@ -82,6 +82,39 @@ def test_bipedal_td3_compares_the_two_presets_on_equal_step_budgets():
         assert config.train.steps == 1_000_000 and config.train.episodes is None
 
 
+def test_bipedal_td3_ablation_switches_each_td3_option_off_alone():
+    study = load_study(STUDIES / "bipedal-td3-ablation.yaml")
+    options = {
+        variant.name: (
+            variant.config.agent.twin_critics,
+            variant.config.agent.target_noise > 0,
+            variant.config.agent.policy_delay > 1,
+        )
+        for variant in study.variants
+    }
+    assert options == {
+        "td3": (True, True, True),
+        "no-twin": (False, True, True),
+        "no-smoothing": (True, False, True),
+        "no-delay": (True, True, False),
+        "ddpg-tuned": (False, False, False),
+        "td3-on-2023": (True, True, True),
+    }
+
+    def without_options(config) -> dict:
+        data = config.model_dump()
+        for option in ("twin_critics", "target_noise", "policy_delay"):
+            del data["agent"][option]
+        return data
+
+    tuned = without_options(study.variant("td3").config)
+    for name in ("no-twin", "no-smoothing", "no-delay", "ddpg-tuned"):
+        assert without_options(study.variant(name).config) == tuned, name
+    on_2023 = study.variant("td3-on-2023").config
+    assert (on_2023.agent.gamma, on_2023.agent.actor_lr, on_2023.noise.kind) == (0.99, 1e-4, "ou")
+    assert study.seeds == [0, 1, 2] and study.by_steps and study.budget == 1_000_000
+
+
 def test_smoke_is_2_variants_x_2_seeds_x_3_tiny_episodes():
     study = load_study(STUDIES / "smoke.yaml")
     assert names(study) == ["uniform", "stratified"]
