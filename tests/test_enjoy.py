@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from cli_support import run_cli
 
+from ddpglab.envs import make_env, rescale_action
+from ddpglab.report.animate import load_actor
 from ddpglab.report.enjoy import episode_returns, find_policy, play_episodes
 from ddpglab.trainer import train
 
@@ -89,6 +93,28 @@ def test_each_episode_reports_its_length_and_how_it_ended(run_dir):
     returns = [o.episode_return for o in outcomes]
     assert returns == list(episode_returns(policy, 3, reset_seed=7))
     assert len(set(returns)) == 3  # three start states, not one replayed
+
+
+def test_the_discounted_return_and_start_state_match_a_hand_played_episode(run_dir):
+    """The first episode replayed step by step here: same s_0, sum_t gamma^t r_t."""
+    policy = find_policy(run_dir, None, 0, None)
+    first = next(play_episodes(policy, 1, reset_seed=7, gamma=0.9))
+    actor = load_actor(policy.path, policy.actor_kind)
+    env = make_env(policy.env_id, STEPS)
+    obs, _ = env.reset(seed=7)
+    start, rewards, done = obs.copy(), [], False
+    while not done:
+        with torch.inference_mode():
+            action = actor(torch.as_tensor(obs, dtype=torch.float32).view(1, 1, -1)).view(-1)
+        obs, reward, terminated, truncated, _ = env.step(
+            rescale_action(action.numpy(), env.action_space.low, env.action_space.high)
+        )
+        rewards.append(float(reward))
+        done = terminated or truncated
+    np.testing.assert_array_equal(first.start, start)
+    assert first.discounted_return == pytest.approx(sum(0.9**t * r for t, r in enumerate(rewards)))
+    assert first.episode_return == pytest.approx(sum(rewards))
+    assert first.discounted_return != pytest.approx(first.episode_return)
 
 
 @pytest.mark.parametrize(

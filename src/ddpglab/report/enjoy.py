@@ -79,19 +79,28 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
 @dataclass(frozen=True)
 class EpisodeOutcome:
     """How one deterministic episode went: its return and length, whether the env ended it
-    (``terminated``: a fall or the end of the course, say) rather than its time limit, and
-    the reward of its last step (BipedalWalker-v3 gives -100 for a fall)."""
+    (``terminated``: a fall or the end of the course, say) rather than its time limit, the
+    reward of its last step (BipedalWalker-v3 gives -100 for a fall), its first observation
+    s_0 and its discounted return sum_t gamma^t r_t (what a critic's Q(s_0, mu(s_0))
+    estimates)."""
 
     episode_return: float
     length: int
     terminated: bool
     final_reward: float
+    start: np.ndarray
+    discounted_return: float
 
 
 def play_episodes(
-    policy: Policy, episodes: int, render: str = "none", reset_seed: int = 0
+    policy: Policy,
+    episodes: int,
+    render: str = "none",
+    reset_seed: int = 0,
+    gamma: float = 1.0,
 ) -> Iterator[EpisodeOutcome]:
-    """Each of ``episodes`` deterministic episodes a = mu(s), as it ends."""
+    """Each of ``episodes`` deterministic episodes a = mu(s), as it ends; ``gamma``
+    discounts :attr:`EpisodeOutcome.discounted_return`."""
     import torch
 
     from ddpglab.envs import make_env, rescale_action
@@ -107,7 +116,9 @@ def play_episodes(
     try:
         obs = _first_reset(env, reset_seed, render)
         for _ in range(episodes):
-            total, length, terminated, truncated = 0.0, 0, False, False
+            start = np.array(obs, dtype=np.float32)
+            total, discounted, discount = 0.0, 0.0, 1.0
+            length, terminated, truncated = 0, False, False
             while not (terminated or truncated):
                 with torch.inference_mode():
                     x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).view(1, 1, -1)
@@ -116,8 +127,10 @@ def play_episodes(
                 if render == "rgb_array":
                     env.render()  # off-screen; a human window renders inside step
                 total += float(reward)
+                discounted += discount * float(reward)
+                discount *= gamma
                 length += 1
-            yield EpisodeOutcome(total, length, bool(terminated), float(reward))
+            yield EpisodeOutcome(total, length, bool(terminated), float(reward), start, discounted)
             obs, _ = env.reset()
     finally:
         env.close()
