@@ -11,7 +11,7 @@ is reported with the file it came from (the walker shipped in docs/ is chosen th
         [--episodes 100] [--screen 250] [--best 3] [--reset-seed 12345]
 
 BipedalWalker-v3 counts as solved at 300 over 100 consecutive episodes. One JSON line per
-seed; nothing is written.
+seed, with the settings it was found with; nothing is written.
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ def main() -> None:
         result = {
             "variant": args.variant,
             "seed": seed,
+            "target": args.target,
+            "episodes": args.episodes,
+            "reset_seed": args.reset_seed,
+            "screen": args.screen,
             "screened": len(pool),
             "played": len(played),
             "first_solved": None
