@@ -90,11 +90,21 @@ def test_gradient_clipping_scales_each_member_to_its_own_norm():
     bias = torch.zeros(3, 1, 2, requires_grad=True)
     weight.grad = torch.tensor([[[3.0, 0], [0, 0]], [[0.1, 0], [0, 0]], [[0, 0], [0, 0]]])
     bias.grad = torch.tensor([[[4.0, 0]], [[0, 0]], [[0, 0]]])
-    norms = clip_grad_norm_per_member([weight, bias], max_norm=1.0)
+    norms = clip_grad_norm_per_member([weight, bias], max_norm=1.0, members=3)
     assert norms.tolist() == pytest.approx([5.0, 0.1, 0.0])
     member_norms = ((weight.grad**2).sum((1, 2)) + (bias.grad**2).sum((1, 2))).sqrt()
     assert member_norms.tolist() == pytest.approx([1.0, 0.1, 0.0], rel=1e-5)
     assert weight.grad[0, 0, 0].item() == pytest.approx(0.6, rel=1e-5)  # direction kept
+
+
+def test_gradient_clipping_takes_a_members_twin_critics_together():
+    # Two members, two critics each: rows 0 and 2 are member 0's Q_1 and Q_2.
+    weight = torch.zeros(4, 1, 1, requires_grad=True)
+    weight.grad = torch.tensor([3.0, 0.5, 4.0, 0.0]).view(4, 1, 1)
+    norms = clip_grad_norm_per_member([weight], max_norm=1.0, members=2)
+    assert norms.tolist() == pytest.approx([5.0, 0.5])
+    # Member 0's joint gradient (3, 4) is scaled to norm 1 with its direction kept.
+    assert weight.grad.flatten().tolist() == pytest.approx([0.6, 0.5, 0.8, 0.0], rel=1e-5)
 
 
 def test_clipping_changes_training_only_where_gradients_exceed_the_bound(tiny_config):

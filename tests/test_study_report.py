@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from report_support import SyntheticRun, learning_curve, make_store, two_variant
 
 from ddpglab.config import ConfigError
 from ddpglab.report import study_figures
-from ddpglab.report.study_report import write_report
+from ddpglab.report.study_report import first_crossings, write_report
 from ddpglab.store import ResultsStore
 
 N_BOOT = 300
@@ -36,9 +37,20 @@ def done(runs, variant):
 
 
 def direct_crossing(returns: np.ndarray, threshold: float = -400.0) -> int | None:
-    rolling = pd.Series(returns).rolling(10, min_periods=1).mean().to_numpy()
+    # NaN until the first full window of 10, and NaN > threshold is False.
+    rolling = pd.Series(returns).rolling(10).mean().to_numpy()
     above = np.flatnonzero(rolling > threshold)
     return int(above[0]) + 1 if above.size else None  # episodes count from 1
+
+
+def test_a_crossing_needs_a_full_window():
+    # One lucky first episode above -400, then nothing near it: never crossed.
+    lucky_start = np.array([-350.0, *[-1500.0] * 99])
+    steady = np.array([*[-1500.0] * 20, *[-300.0] * 30])  # full window above from episode 30
+    runs = [
+        SimpleNamespace(returns=r, episodes=np.arange(1, len(r) + 1)) for r in (lucky_start, steady)
+    ]
+    assert first_crossings(runs, threshold=-400.0, window=10) == [None, 30]
 
 
 def test_report_writes_every_file(study):

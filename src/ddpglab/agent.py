@@ -84,16 +84,21 @@ def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: flo
 
 
 @torch.no_grad()
-def clip_grad_norm_per_member(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+def clip_grad_norm_per_member(
+    params: list[torch.Tensor], max_norm: float, members: int
+) -> torch.Tensor:
     """g_k <- g_k min(1, c / ||g_k||) for each member k, ||g_k|| the L2 norm of member k's
-    gradient over all ``params`` (each of leading size K); returns the norms before, (K,).
+    gradient over all ``params``; returns the norms before clipping, shape (K,).
 
-    Each member is clipped by its own norm, as if it trained alone.
+    Each parameter has leading size m K: m networks of the K members stacked network by
+    network (twin critics: m = 2, rows k and K + k are member k's Q_1 and Q_2). Member k
+    is clipped by the norm of all its rows together, as if it trained alone with
+    ``torch.nn.utils.clip_grad_norm_`` over its whole critic.
     """
     grads = [p.grad for p in params if p.grad is not None]
     squares = torch.stack([g.square().flatten(1).sum(dim=1) for g in grads]).sum(dim=0)
-    norms = squares.sqrt()
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    norms = squares.view(-1, members).sum(dim=0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0).repeat(len(squares) // members)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
     return norms
@@ -217,7 +222,7 @@ class DDPGAgent:
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.sum().backward()
         if cfg.max_grad_norm is not None:
-            clip_grad_norm_per_member(self.critic_params, cfg.max_grad_norm)
+            clip_grad_norm_per_member(self.critic_params, cfg.max_grad_norm, self.members)
         self.critic_opt.step()
         self.critic_updates += 1
 
@@ -229,7 +234,7 @@ class DDPGAgent:
             # Only the actor's gradient is wanted; the critic stays as its own step left it.
             loss_pi.sum().backward(inputs=self.actor_params)
             if cfg.max_grad_norm is not None:
-                clip_grad_norm_per_member(self.actor_params, cfg.max_grad_norm)
+                clip_grad_norm_per_member(self.actor_params, cfg.max_grad_norm, self.members)
             self.actor_opt.step()
             soft_update(self._target_params, self._online_params, cfg.tau)
             self._last_actor_loss = loss_pi.detach()

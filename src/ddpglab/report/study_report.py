@@ -185,11 +185,13 @@ class Row:
 
 
 def first_crossings(runs: list[RunData], threshold: float, window: int) -> list[int | None]:
-    """Per run, the episode at which its rolling mean return first exceeds ``threshold``."""
+    """Per run, the episode at which the mean return of its last ``window`` episodes first
+    exceeds ``threshold``; only full windows count, so one lucky early episode does not."""
     crossings: list[int | None] = []
     for run in runs:
-        index = stats.first_crossing(stats.rolling_mean(run.returns, window), threshold)
-        crossings.append(None if index is None else int(run.episodes[index]))
+        full_windows = stats.rolling_mean(run.returns, window)[window - 1 :]
+        index = stats.first_crossing(full_windows, threshold)
+        crossings.append(None if index is None else int(run.episodes[index + window - 1]))
     return crossings
 
 

@@ -88,8 +88,8 @@ def table_markdown(
         f" percentile bootstrap CI over seeds ({n_boot} replicates, fixed RNG seed"
         f" {boot_seed}). Rows are per environment, so the stratified bootstrap of"
         " Agarwal et al. (2021) has one stratum per row.",
-        f"- First crossing: the first episode whose {window}-episode rolling mean return"
-        " exceeds the threshold ("
+        f"- First crossing: the first episode at which the mean return of the last {window}"
+        f" episodes exceeds the threshold (full windows only: episode {window} or later; "
         + (", ".join(f"{e}: {t:g}" for e, t in thresholds) or "none known")
         + "); median over seeds, where a seed that never crossed counts as crossing later"
         " than any other (so the median is 'not reached' when half the seeds or more never"
