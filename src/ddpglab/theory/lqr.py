@@ -283,8 +283,8 @@ def relative_error(k: Array, k_star: Array) -> float:
 
 def random_lqr(n_states: int, n_actions: int, seed: int, gamma: float = 0.9) -> LQR:
     """A random LQR: A ~ N(0, 1/n) entries rescaled to spectral radius 1.05 (open-loop
-    unstable), B ~ N(0, 1), Q = G G^T + I / 10, R likewise, W = I / 100, X0 = I. (A, B) is
-    controllable almost surely, so K* exists."""
+    unstable), B ~ N(0, 1), Q = G G^T / n + I / 10 (G ~ N(0, 1)^(n x n)), R likewise with
+    m = n_actions, W = I / 100, X0 = I. (A, B) is controllable almost surely, so K* exists."""
     if n_states < 1 or n_actions < 1:
         raise TheoryError(f"need at least one state and action, got {n_states}, {n_actions}")
     rng = np.random.default_rng(seed)
