@@ -10,7 +10,11 @@ start states (``--reset-seed``), and the member's own critic scores each start s
 
     overestimate = mean over episodes of  Q(s_0, mu(s_0)) - sum_t gamma^t r_t
 
-with the member's own gamma. One Markdown row per member; nothing is written.
+with the member's own gamma. An episode the time limit cuts at T leaves out the tail
+gamma^T V(s_T) that the critic counts: gamma^T is about 1e-7 for BipedalWalker's 1600
+steps at gamma 0.99, but 0.13 for Pendulum's 200, so read short-horizon envs with that in
+mind (the store's ``discounted_return`` adds the critic's own tail instead). One Markdown
+row per member; nothing is written.
 
     python benchmarks/critic_check.py runs/bipedal-td3/runs/ddpg/state-*.npz \
         [--episodes 20] [--reset-seed 12345]

@@ -323,23 +323,36 @@ def test_members_stay_independent_when_their_episodes_end_at_different_steps(rep
 
 def test_each_episode_records_q_at_its_start_and_its_discounted_return(tiny_config, tmp_path):
     """q_start = Q(s_0, mu(s_0)) of the critic when the episode began; discounted_return =
-    sum_t gamma^t r_t over the rewards the episode stored; terminated = 0 at a time limit."""
+    sum_t gamma^t r_t over the rewards the episode stored, plus gamma^T Q(s_T, mu(s_T)) at
+    the time limit; terminated = 0 there."""
     config = tiny_config(**{"train.episodes": 2, "agent.gamma": 0.9, "replay.capacity": 1000})
     with ResultsStore(tmp_path / "results.sqlite") as store:
         trainer = Trainer(config, store=store)
-        first_q = float(trainer.agent.value_estimate(trainer.envs.obs.copy())[0])
+        estimates, estimate = [], trainer.agent.value_estimate
+
+        def logged(obs):
+            estimates.append(float(estimate(obs)[0]))
+            return estimates[-1] * np.ones(1)
+
+        trainer.agent.value_estimate = logged
         trainer.run()
         rows = store.conn.execute(
             "SELECT length, terminated, q_start, discounted_return FROM episodes ORDER BY episode"
         ).fetchall()
+    # Per episode: Q(s_0) as it begins, then Q(s_T) as the time limit cuts it.
+    q_starts, q_ends = estimates[0::2], estimates[1::2]
+    assert len(estimates) == 2 * len(rows) == 4
     rewards, start = trainer.buffer.rewards[0], 0  # the ring, not yet wrapped
-    for length, terminated, _, discounted in rows:
+    for (length, terminated, q_start, discounted), q0, q_end in zip(
+        rows, q_starts, q_ends, strict=True
+    ):
         episode_rewards = np.asarray(rewards[start : start + length], dtype=np.float64)
-        expected = float(np.sum(0.9 ** np.arange(length) * episode_rewards))
-        assert discounted == pytest.approx(expected, rel=1e-6)
+        observed = float(np.sum(0.9 ** np.arange(length) * episode_rewards))
+        assert discounted == pytest.approx(observed + 0.9**length * q_end, rel=1e-6)
+        assert 0.9**length * abs(q_end) > 1e-6 * abs(observed)  # the tail is not negligible
+        assert q_start == pytest.approx(q0, rel=1e-6)
         assert terminated == 0  # Pendulum ends at its time limit only
         start += length
-    assert rows[0][2] == pytest.approx(first_q, rel=1e-6)
     assert rows[1][2] != rows[0][2]  # the critic learned in between
 
 

@@ -334,6 +334,9 @@ class Trainer:
                 self.env_steps += self.active
                 self._check_finite_env(obs_after, next_obs, rewards)
                 self.values.add(rewards)
+                cut = truncated & ~terminated
+                if cut.any():
+                    self.values.add_tail(cut, self.agent.value_estimate(next_obs))
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
                 if len(self.buffer) > batch_size:

@@ -193,7 +193,9 @@ def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
     """Per env, rolling means over episodes against env steps, averaged over seeds: the
     episode length, the share of episodes the env ended (a fall, a crash: not the time
     limit), and the critic's Q(s_0, mu(s_0)) at each episode's start beside the discounted
-    return the episode earned. Writes nothing and returns False when no run recorded them."""
+    return the episode earned (with the critic's gamma^T Q(s_T, mu(s_T)) added where the
+    time limit cut it, see :class:`~ddpglab.summary.ValueTracker`). Writes nothing and
+    returns False when no run recorded them."""
     runs = [r for r in study.runs if r.q_start is not None and np.isfinite(r.q_start).any()]
     if not runs:
         return False
