@@ -22,7 +22,13 @@ def make_agent(seeds=(0,), **overrides) -> DDPGAgent:
     return DDPGAgent(OBS_DIM, ACT_DIM, config, list(seeds))
 
 
-def make_batch(members: int, size: int, seed: int = 0, terminated: float | None = None) -> Batch:
+def make_batch(
+    members: int,
+    size: int,
+    seed: int = 0,
+    terminated: float | None = None,
+    discount: float = 0.9,
+) -> Batch:
     gen = torch.Generator().manual_seed(seed)
     done = (torch.rand(members, size, generator=gen) < 0.3).float()
     if terminated is not None:
@@ -35,7 +41,7 @@ def make_batch(members: int, size: int, seed: int = 0, terminated: float | None 
         terminated=done,
         indices=np.zeros((members, size), dtype=np.int64),
         weights=torch.ones(members, size),
-        discounts=torch.full((members, size), 0.9),  # the agent's gamma below: one-step
+        discounts=torch.full((members, size), discount),  # gamma^1: one-step transitions
     )
 
 
@@ -154,11 +160,12 @@ def test_members_start_from_their_own_seeds():
     )
 
 
-@pytest.mark.parametrize("gamma", [0.0, 0.9, 1.0])
-def test_update_target_is_the_reward_on_terminated_transitions(gamma):
-    """With terminated = 1 everywhere, y = r, so the critic loss is mean (r - Q(s, a))^2."""
-    agent = make_agent(seeds=(0, 1), gamma=gamma)
-    batch = make_batch(2, 16, terminated=1.0)
+@pytest.mark.parametrize("discount", [0.0, 0.9, 1.0])
+def test_update_target_is_the_reward_on_terminated_transitions(discount):
+    """With terminated = 1 everywhere, y = r whatever the discount, so the critic loss is
+    mean (r - Q(s, a))^2."""
+    agent = make_agent(seeds=(0, 1))
+    batch = make_batch(2, 16, terminated=1.0, discount=discount)
     with torch.no_grad():
         q = agent.critic(batch.obs, batch.actions).squeeze(-1)
     stats = agent.update(batch)
@@ -167,19 +174,21 @@ def test_update_target_is_the_reward_on_terminated_transitions(gamma):
     torch.testing.assert_close(mean_q, q.mean(-1))
 
 
-def test_update_target_bootstraps_from_the_target_networks_when_not_terminated():
-    """With terminated = 0 (e.g. a time-limit truncation), y = r + gamma Q'(s', mu'(s'))."""
+@pytest.mark.parametrize("discount", [0.5, 0.9])
+def test_update_target_bootstraps_from_the_target_networks_when_not_terminated(discount):
+    """With terminated = 0 (e.g. a time-limit truncation), y = r + gamma^k Q'(s', mu'(s')),
+    gamma^k the batch's discount (the buffer's, which holds the configured gamma)."""
     agent = make_agent(seeds=(0, 1))
     # Make the targets differ from the online networks, so using the wrong ones shows.
     with torch.no_grad():
         for p in (*agent.actor_target.parameters(), *agent.critic_target.parameters()):
             p.add_(0.05 * torch.randn_like(p))
-    batch = make_batch(2, 16, terminated=0.0)
+    batch = make_batch(2, 16, terminated=0.0, discount=discount)
     with torch.no_grad():
         q = agent.critic(batch.obs, batch.actions).squeeze(-1)
         next_a = agent.actor_target(batch.next_obs)
         next_q = agent.critic_target(batch.next_obs, next_a).squeeze(-1)
-    y = batch.rewards + 0.9 * next_q
+    y = batch.rewards + discount * next_q
     loss = agent.update(batch).critic_loss
     torch.testing.assert_close(loss, (y - q).square().mean(-1))
 
