@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     threshold   REAL,  -- stratified replay: the return threshold the episode was judged by
     terminated  INTEGER,  -- 1: ended by the env (e.g. a fall); 0: by the time limit
     q_start     REAL,  -- the critic's Q(s_0, mu(s_0)) when the episode began
-    discounted_return REAL,  -- sum_t gamma^t r_t of the episode, what q_start estimates
+    discounted_return REAL,  -- sum_t gamma^t r_t (+ gamma^T Q(s_T) at a time limit), q_start's aim
     PRIMARY KEY (run_id, episode)
 );
 CREATE TABLE IF NOT EXISTS evals (
