@@ -138,7 +138,11 @@ def test_bad_values_are_refused_with_one_line_naming_the_key(overrides, names):
     ],
 )
 def test_values_on_the_edge_of_the_valid_range_are_accepted(overrides):
-    load_config("pendulum", overrides=overrides)
+    config = load_config("pendulum", overrides=overrides)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        loaded = getattr(getattr(config, section), key)
+        assert loaded == value and type(loaded) is type(value), (dotted, loaded)
 
 
 @pytest.mark.parametrize("key", ["agent.actor_lr", "agent.critic_lr"])

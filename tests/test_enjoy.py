@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from cli_support import run_cli
 
 from ddpglab.envs import make_env, rescale_action
 from ddpglab.report.animate import load_actor
-from ddpglab.report.enjoy import episode_returns, find_policy, play_episodes
+from ddpglab.report.enjoy import find_policy, play_episodes
 from ddpglab.trainer import train
 
 STEPS = 20
@@ -83,35 +84,64 @@ def test_episode_and_reset_seed_choose_the_actor_and_the_start_states(run_dir, c
     assert played(reseeded) != played(latest)
 
 
-def test_each_episode_reports_its_length_and_how_it_ended(run_dir):
-    """Pendulum-v1 never ends an episode itself: each of these runs to the 20-step limit,
-    and the returns are those enjoy prints."""
+@dataclass
+class HandPlayed:
+    start: np.ndarray
+    rewards: list[float]
+    terminated: bool
+
+
+def play_by_hand(policy, episodes: int, reset_seed: int) -> list[HandPlayed]:
+    """Episodes of a = mu(s) stepped here, without enjoy: the env reset with ``reset_seed``
+    before the first, unseeded before each next one."""
+    actor = load_actor(policy.path, policy.actor_kind)
+    env = make_env(policy.env_id, STEPS)
+    obs, _ = env.reset(seed=reset_seed)
+    played_here = []
+    for _ in range(episodes):
+        start, rewards, terminated, truncated = obs.copy(), [], False, False
+        while not (terminated or truncated):
+            with torch.inference_mode():
+                action = actor(torch.as_tensor(obs, dtype=torch.float32).view(1, 1, -1)).view(-1)
+            obs, reward, terminated, truncated, _ = env.step(
+                rescale_action(action.numpy(), env.action_space.low, env.action_space.high)
+            )
+            rewards.append(float(reward))
+        played_here.append(HandPlayed(start, rewards, bool(terminated)))
+        obs, _ = env.reset()
+    env.close()
+    return played_here
+
+
+def test_each_episode_reports_its_length_and_how_it_ended(run_dir, capsys):
+    """Pendulum-v1 never ends an episode itself: each of these runs to the 20-step limit.
+    The outcomes are those of the same episodes played by hand, and the returns are those
+    enjoy prints."""
     policy = find_policy(run_dir, None, 0, None)
     outcomes = list(play_episodes(policy, 3, reset_seed=7))
     assert [(o.length, o.terminated) for o in outcomes] == [(STEPS, False)] * 3
     assert all(-16.3 <= o.final_reward <= 0.0 for o in outcomes)  # Pendulum's reward range
     returns = [o.episode_return for o in outcomes]
-    assert returns == list(episode_returns(policy, 3, reset_seed=7))
     assert len(set(returns)) == 3  # three start states, not one replayed
+    by_hand = play_by_hand(policy, 3, reset_seed=7)
+    assert [(o.length, o.terminated) for o in outcomes] == [
+        (len(h.rewards), h.terminated) for h in by_hand
+    ]
+    assert returns == pytest.approx([sum(h.rewards) for h in by_hand])
+    assert [o.final_reward for o in outcomes] == pytest.approx([h.rewards[-1] for h in by_hand])
+    argv = ["enjoy", str(run_dir), "--seed", "0", "--episodes", "3", "--reset-seed", "7"]
+    rc, out, err = run_cli([*argv, "--render", "none"], capsys)
+    assert rc == 0, err
+    assert played(out)[0] == pytest.approx(returns, abs=0.005)  # printed to 2 decimals
 
 
 def test_the_discounted_return_and_start_state_match_a_hand_played_episode(run_dir):
     """The first episode replayed step by step here: same s_0, sum_t gamma^t r_t."""
     policy = find_policy(run_dir, None, 0, None)
     first = next(play_episodes(policy, 1, reset_seed=7, gamma=0.9))
-    actor = load_actor(policy.path, policy.actor_kind)
-    env = make_env(policy.env_id, STEPS)
-    obs, _ = env.reset(seed=7)
-    start, rewards, done = obs.copy(), [], False
-    while not done:
-        with torch.inference_mode():
-            action = actor(torch.as_tensor(obs, dtype=torch.float32).view(1, 1, -1)).view(-1)
-        obs, reward, terminated, truncated, _ = env.step(
-            rescale_action(action.numpy(), env.action_space.low, env.action_space.high)
-        )
-        rewards.append(float(reward))
-        done = terminated or truncated
-    np.testing.assert_array_equal(first.start, start)
+    (by_hand,) = play_by_hand(policy, 1, reset_seed=7)
+    rewards = by_hand.rewards
+    np.testing.assert_array_equal(first.start, by_hand.start)
     assert first.discounted_return == pytest.approx(sum(0.9**t * r for t, r in enumerate(rewards)))
     assert first.episode_return == pytest.approx(sum(rewards))
     assert first.discounted_return != pytest.approx(first.episode_return)

@@ -19,6 +19,7 @@ in that exception, any other exception fails the test with its traceback.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -645,9 +646,12 @@ def test_unreadable_or_non_mapping_study_spec_is_refused(stop_before_training, c
 # -- paths --------------------------------------------------------------------------------
 
 
-def _read_only_folder(tmp: Path) -> Path:
-    """A folder nobody may write in; skips the test where permissions do not stop this user
-    (root)."""
+def _read_only_folder(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder nobody may write in. Where permissions do not stop this user (root), the
+    refusal the kernel gives anyone else is simulated: creating a folder or opening a file
+    to create it right in this folder fails with EACCES (os.mkdir under Path.mkdir and
+    os.makedirs, os.open). A write that bypasses both (builtin open, sqlite) really lands
+    in the folder, and the test's check that nothing was left finds it."""
     folder = tmp / "read-only"
     folder.mkdir()
     folder.chmod(0o500)
@@ -655,34 +659,62 @@ def _read_only_folder(tmp: Path) -> Path:
         (folder / "probe").touch()
     except PermissionError:
         return folder
-    pytest.skip("permissions do not stop this user from writing (root?)")
+    (folder / "probe").unlink()
+
+    def refused(path: Any, dir_fd: int | None) -> bool:
+        return dir_fd is None and Path(os.path.abspath(os.fspath(path))).parent == folder
+
+    def denied(path: Any) -> PermissionError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if refused(path, dir_fd):
+            raise denied(path)
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    def open_(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if flags & os.O_CREAT and refused(path, dir_fd) and not os.path.lexists(path):
+            raise denied(path)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+    return folder
 
 
 # Each makes (input file, --out) in a temporary folder; at least one of them is bad.
-PathCase = Callable[[Path, Path], tuple[Path, Path]]
+PathCase = Callable[[Path, Path, pytest.MonkeyPatch], tuple[Path, Path]]
 PATH_CASES: dict[str, PathCase] = {
-    "input missing": lambda tmp, good: (tmp / "missing.yaml", tmp / "out"),
-    "input is a folder": lambda tmp, good: (tmp, tmp / "out"),
-    "input name too long": lambda tmp, good: (tmp / ("x" * 300), tmp / "out"),
-    "input below a file": lambda tmp, good: (good / "spec.yaml", tmp / "out"),
-    "out name too long": lambda tmp, good: (good, tmp / ("o" * 300)),
-    "out below a file": lambda tmp, good: (good, good / "out"),
-    "out in a read-only folder": lambda tmp, good: (good, _read_only_folder(tmp) / "out"),
+    "input missing": lambda tmp, good, mp: (tmp / "missing.yaml", tmp / "out"),
+    "input is a folder": lambda tmp, good, mp: (tmp, tmp / "out"),
+    "input name too long": lambda tmp, good, mp: (tmp / ("x" * 300), tmp / "out"),
+    "input below a file": lambda tmp, good, mp: (good / "spec.yaml", tmp / "out"),
+    "out name too long": lambda tmp, good, mp: (good, tmp / ("o" * 300)),
+    "out below a file": lambda tmp, good, mp: (good, good / "out"),
+    "out in a read-only folder": lambda tmp, good, mp: (
+        good,
+        _read_only_folder(tmp, mp) / "out",
+    ),
 }
 
 
 @pytest.mark.parametrize("command", ["train", "study"])
 @pytest.mark.parametrize("case", sorted(PATH_CASES))
-def test_a_bad_path_is_refused(stop_before_training, capsys, tmp_path, command, case):
+def test_a_bad_path_is_refused(stop_before_training, capsys, monkeypatch, tmp_path, command, case):
     good = tmp_path / "good.yaml"
     good.write_text(dump({"name": "s", "seeds": 1}) if command == "study" else dump({}))
-    given_file, out = PATH_CASES[case](tmp_path, good)
+    given_file, out = PATH_CASES[case](tmp_path, good, monkeypatch)
     if command == "train":
         argv = ["train", "--config", str(given_file), "--out", str(out)]
     else:
         argv = ["study", str(given_file), "--out", str(out)]
     assert_refused(invoke(argv, capsys), out)
     assert good.read_text().startswith(("name", "{}"))  # the file beside is untouched
+    # Nothing written anywhere else either (the read-only folder stays empty).
+    left = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")}
+    assert left <= {"good.yaml", "read-only"}, left
 
 
 @pytest.mark.parametrize("command", ["train", "study"])

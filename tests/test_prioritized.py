@@ -205,13 +205,36 @@ def test_training_with_prioritized_replay_updates_priorities(tiny_config):
     assert trainer.buffer.beta[0, 0] == pytest.approx(1.0)
 
 
-def test_cli_trains_with_replay_prioritized(tmp_path, capsys):
+def test_cli_trains_with_replay_prioritized(tmp_path, capsys, monkeypatch):
     from ddpglab.cli import main
+    from ddpglab.config import load_config
+    from ddpglab.replay import PrioritizedReplay
+    from ddpglab.trainer import Trainer
 
+    made: list[Trainer] = []  # the Trainer the CLI builds, to look at the buffer it used
+    build = Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Trainer, "__init__", recording_init)
     argv = ["train", "--replay", "prioritized", "--episodes", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
-    argv += ["--set", "replay.prioritized.alpha=0.5", "--out", str(tmp_path / "run")]
+    argv += ["--set", "replay.prioritized.alpha=0.5", "--set", "replay.prioritized.beta0=0.3"]
+    argv += ["--set", "replay.prioritized.eps=0.001", "--out", str(tmp_path / "run")]
     assert main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "summary.json").is_file()
+    # The run records the replay it was asked for, with its options (not the defaults).
+    recorded = load_config(None, tmp_path / "run" / "config.yaml").replay
+    assert recorded.kind == "prioritized"
+    assert (recorded.prioritized.alpha, recorded.prioritized.beta0) == (0.5, 0.3)
+    assert recorded.prioritized.eps == 0.001
+    # ... and trained with it: a prioritized buffer holding those options, beta annealed to 1.
+    (trainer,) = made
+    buf = trainer.buffer
+    assert type(buf) is PrioritizedReplay
+    assert (buf.alpha, buf.beta0, buf.eps) == (0.5, 0.3, 0.001)
+    assert buf.beta[0, 0] == pytest.approx(1.0)
     assert main(["train", "--replay", "nope", "--out", str(tmp_path / "bad")]) == 2
     assert "replay.kind" in capsys.readouterr().err

@@ -278,15 +278,50 @@ def check_fifos(buf, model: Model, capacity: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
-def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(kind, tmp_path, capsys):
+def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
+    kind, tmp_path, capsys, monkeypatch
+):
     from ddpglab.cli import main
+    from ddpglab.config import load_config
+    from ddpglab.replay import STRATEGIES
+    from ddpglab.trainer import Trainer
 
+    made: list[Trainer] = []  # the Trainer the CLI builds, to look at the buffer it used
+    build = Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Trainer, "__init__", recording_init)
     argv = ["train", "--replay", kind, "--episodes", "2", "--seeds", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=40"]
     argv += ["--set", "replay.n_step=3", "--set", "replay.window.schedule=exponential"]
     argv += ["--set", "replay.window.start=60", "--set", "replay.window.end=20"]
     assert main([*argv, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
     assert (tmp_path / kind / "summary.json").is_file()
+    recorded = load_config(None, tmp_path / kind / "config.yaml").replay
+    assert (recorded.kind, recorded.n_step) == (kind, 3)
+    assert recorded.window is not None
+    assert (recorded.window.schedule, recorded.window.start, recorded.window.end) == (
+        "exponential",
+        60,
+        20,
+    )
+    # The buffer trained on is that strategy, summing 3 rewards, its window shrunk to the end.
+    (trainer,) = made
+    buf = trainer.buffer
+    assert type(buf) is STRATEGIES[kind]
+    assert buf.n_step == 3
+    assert (buf.window == 20).all()
+    # A batch bootstraps gamma^k steps ahead, k <= 3 (fewer only at an episode's end):
+    # with one-step transitions every discount would be gamma.
+    gamma = trainer.config.agent.gamma
+    discounts = buf.sample(64).discounts.numpy()
+    powers = np.log(discounts) / np.log(gamma)
+    np.testing.assert_allclose(powers, np.round(powers), atol=1e-3)
+    assert set(np.round(powers).astype(int).ravel()) <= {1, 2, 3}
+    assert (np.round(powers) == 3).mean() > 0.5
 
 
 def test_the_trainer_moves_the_window_to_its_end_over_the_budget(tiny_config):
