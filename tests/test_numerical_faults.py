@@ -14,6 +14,7 @@ from cli_support import FAST, run_cli
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from ddpglab.agent import clip_grad_norm_per_member
+from ddpglab.store import ResultsStore
 from ddpglab.trainer import Trainer
 
 POISON_AT = 20  # the env step (of its first episode) at which the reward turns NaN
@@ -58,6 +59,25 @@ def test_a_poisoned_reward_stops_only_its_member(tiny_config, kind):
         assert ours.error is None
         assert ours.returns == alone.returns  # the others never noticed
     assert all(torch.isfinite(p).all() for p in trainer.agent.critic.parameters())
+
+
+def test_a_resumed_run_keeps_the_failure_of_a_member_stopped_before_the_state(
+    tiny_config, tmp_path
+):
+    config = tiny_config(**{"env.id": ENV_ID, "train.seeds": [0, 1], "train.episodes": 2})
+    message = f"member 1 (seed 1): reward is nan at env step {POISON_AT}"
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        first = Trainer(config, tmp_path, store=store)
+        first.run()
+        first.save_state()  # a state saved after member 1 failed, as a later save would be
+        resumed = Trainer(config, tmp_path, store=store)
+        assert resumed.resume()
+        resumed.rewind_store()
+        rows = store.conn.execute("SELECT seed, status, error FROM runs ORDER BY seed").fetchall()
+        assert rows == [(0, "running", None), (1, "failed", message)]
+        resumed.run()
+        rows = store.conn.execute("SELECT seed, status, error FROM runs ORDER BY seed").fetchall()
+    assert rows == [(0, "done", None), (1, "failed", message)]
 
 
 def test_a_diverging_member_is_stopped_at_its_first_nonfinite_loss(tiny_config):

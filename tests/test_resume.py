@@ -219,7 +219,9 @@ def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
     assert loaded["nested"]["none"] is None and loaded["nested"]["pair"] == (1, 2.5)
 
 
-def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
+def resume_study(tmp_path: Path) -> tuple[list[str], Path]:
+    """A one-variant study spec (stratified replay) and its finished reference run:
+    (the command line without --out, the reference folder)."""
     study_keys = ("train.seeds", "train.episodes", "train.torch_threads")  # the study's own
     spec = {
         "name": "resume",
@@ -233,20 +235,48 @@ def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
     argv = ["study", str(spec_file), "--workers", "1", "--threads", "1", "--quiet", "--no-report"]
     reference = run_cli([*argv, "--out", str(tmp_path / "reference")])
     assert reference.returncode == 0, reference.stderr
+    return argv, tmp_path / "reference"
 
+
+def kill_study_mid_run(argv: list[str], out: Path) -> tuple[int, Path]:
+    """Run the study into ``out``, its worker killed at a random step after the first
+    state save: (the step, the saved state's path)."""
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
     kill_at = random.Random().randint(
         len(SEEDS) * EPISODE_STEPS * STATE_EVERY + 1, steps_per_run - 1
     )
-    out = tmp_path / "killed"
     killed = run_cli([*argv, "--out", str(out)], **{STOP_AT: str(kill_at)})
     assert killed.returncode == 1, (kill_at, killed.stderr)  # its runs failed: the worker died
-    assert list((out / "runs" / "stratified").glob("state-*.npz"))
+    (state,) = (out / "runs" / "stratified").glob("state-*.npz")
+    return kill_at, state
 
+
+def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
+    argv, reference = resume_study(tmp_path)
+    out = tmp_path / "killed"
+    kill_at, _ = kill_study_mid_run(argv, out)
     rerun = run_cli([*argv, "--out", str(out)])
     assert rerun.returncode == 0, (kill_at, rerun.stderr)
-    assert recorded(out) == recorded(tmp_path / "reference"), f"killed at step {kill_at}"
+    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
     assert not list((out / "runs" / "stratified").glob("state-*.npz"))
+
+
+def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
+    """A driver killed before it wrote a worker's last episodes leaves a state that counts
+    episodes the store lacks: continuing it would leave a gap, so the job starts over."""
+    argv, reference = resume_study(tmp_path)
+    out = tmp_path / "killed"
+    kill_at, state = kill_study_mid_run(argv, out)
+    counted = load_state(state, arrays=False)["members"][0]["episodes"]
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn, conn:
+        conn.execute(
+            "DELETE FROM episodes WHERE episode = ? AND run_id ="
+            " (SELECT run_id FROM runs WHERE seed = ?)",
+            (counted, SEEDS[0]),
+        )
+    rerun = run_cli([*argv, "--out", str(out)])
+    assert rerun.returncode == 0, (kill_at, rerun.stderr)
+    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
 
 
 def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(

@@ -28,6 +28,7 @@ import yaml
 from cli_support import assert_refused, run_cli
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
+from ddpglab.checkpoint import load_state
 from ddpglab.cli import main
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
@@ -213,6 +214,30 @@ def test_a_changed_spec_is_refused_unless_overwrite(smoke, tmp_path, capsys):
     assert sorted(p.name for p in (study / "runs").iterdir()) == ["only"]
 
 
+def test_a_study_that_lands_between_the_check_and_the_lock_is_refused(
+    smoke, tmp_path, capsys, monkeypatch
+):
+    """Study A finishes in the folder after study B looked at it and before B took the
+    lock: B must still refuse, not write its runs into A's store."""
+    import ddpglab.study.runner as runner
+
+    finished, _, _ = smoke
+    study = tmp_path / "study"
+    real_locked = runner._locked
+
+    def a_lands_first(out: Path):
+        shutil.copytree(finished, out, dirs_exist_ok=True)
+        return real_locked(out)
+
+    monkeypatch.setattr(runner, "_locked", a_lands_first)
+    other = write_spec(tmp_path, fast_spec(seeds=1, episodes=2, variants=[{"name": "only"}]))
+    argv = ["study", str(other), "--out", str(study), "--quiet", "--no-report", "--threads", "1"]
+    rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 2 and "different spec" in err, err
+    assert (study / "spec.yaml").read_text() == (finished / "spec.yaml").read_text()
+    assert {r["variant"] for r in runs_of(study)} != {"only"}
+
+
 # -- failures ------------------------------------------------------------------------------
 
 
@@ -309,7 +334,10 @@ def test_the_report_is_written_when_the_report_module_is_there(tmp_path, monkeyp
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path, signum):
+    """Ctrl-C, or SIGTERM to the whole process group (how a session or a scheduler ends
+    it), stops the study the same way."""
     spec = write_spec(tmp_path, fast_spec(episodes=500))
     out = tmp_path / "study"
     argv = [sys.executable, "-m", "ddpglab", "study", str(spec), "--out", str(out)]
@@ -329,7 +357,7 @@ def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_p
         deadline = time.monotonic() + 60
         while not _episodes_stored(out) and time.monotonic() < deadline:
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
         try:
             proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
@@ -349,8 +377,20 @@ def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_p
     assert proc.returncode == 130, err.decode()
     runs = runs_of(out)
     assert runs and {r["status"] for r in runs} == {"failed"}
-    assert {r["error"] for r in runs} == {"KeyboardInterrupt: study interrupted"}
+    reasons = {"KeyboardInterrupt: study interrupted"}
+    if signum == signal.SIGTERM:  # the workers got it too, and may stop before being told
+        reasons.add("TrainingInterrupted: stopped by SIGTERM")
+    assert {r["error"] for r in runs} <= reasons
     assert all(0 < len(returns) < 500 for returns in returns_by_pair(out).values())
+    # Each worker saved its state as it stopped, and the store holds every episode the
+    # state counts, so a rerun continues from it without a gap.
+    states = list((out / "runs").glob("*/state-*.npz"))
+    assert states
+    stored = {pair: len(returns) for pair, returns in returns_by_pair(out).items()}
+    for path in states:
+        saved = load_state(path, arrays=False)
+        for member in saved["members"]:
+            assert stored[(path.parent.name, member["seed"])] >= member["episodes"]
 
 
 def _episodes_stored(out: Path) -> bool:

@@ -11,6 +11,7 @@ it, so a kill during the write leaves the previous checkpoint whole.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ddpglab.config import ConfigError
 
 ARRAY_REF = "__array__"  # {ARRAY_REF: entry name} stands for an array of the npz
 STATE_ENTRY = "__state__"
@@ -80,12 +83,29 @@ def save_state(path: str | Path, state: dict[str, Any]) -> int:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a small text file beside ``path`` and rename it over ``path``: readers see the
-    old file or the new one, never half of one."""
+    """Write a small text file beside ``path``, fsync it and rename it over ``path``:
+    readers, and the file system after a crash, see the old file or the new one, never
+    half of one."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def folder_lock(folder: Path, refusal: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/.lock`` while inside; if another process holds
+    it, raise ``ConfigError(refusal)`` at once (one writer per output folder)."""
+    with open(folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(refusal) from None
+        yield
 
 
 def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:

@@ -372,6 +372,13 @@ class ResultsStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def stored_episodes(self, run_id: int, up_to: int) -> int:
+        """How many of the run's episodes 1 .. ``up_to`` the store holds."""
+        (count,) = self.conn.execute(
+            "SELECT COUNT(*) FROM episodes WHERE run_id = ? AND episode <= ?", (run_id, up_to)
+        ).fetchone()
+        return int(count)
+
     def returns(self, run_id: int) -> list[float]:
         """Every episode return of a run, in episode order."""
         cur = self.conn.execute(

@@ -260,6 +260,14 @@ class Trainer:
         self.load_state_dict(load_state(self.state_path))
         return True
 
+    def rewind_store(self) -> None:
+        """After :meth:`resume`: the store forgets what each run recorded after the saved
+        state, and a member that a NaN or Inf had stopped stays failed with its message."""
+        for run_id, member, failed in zip(self.run_ids, self.members, self.failed, strict=True):
+            self.store.rewind_run(run_id, member.episodes, member.env_steps)
+            if failed:
+                self.store.finish_run(run_id, "failed", member.error)
+
     def _signals_stop_the_loop(self) -> AbstractContextManager[None]:
         """SIGINT and SIGTERM end the loop at the end of a step, with the state saved."""
         if self.state_path is None:
@@ -523,8 +531,7 @@ def train(
         else:
             trainer.store = store
         if resumed:
-            for run_id, member in zip(trainer.run_ids, trainer.members, strict=True):
-                trainer.store.rewind_run(run_id, member.episodes, member.env_steps)
+            trainer.rewind_store()
         try:
             summary = trainer.run()
         finally:

@@ -9,6 +9,7 @@ finished then are marked failed, with the job's error or how the job ended.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -83,10 +84,17 @@ class Driver:
         self.budget, self.by_steps, self.display = budget, by_steps, display
         self.status: dict[int, str] = {}  # run_id -> latest status
         self.units: dict[int, int] = {}  # run_id -> progress units counted
+        self.stop_signal: int | None = None  # SIGINT or SIGTERM received
+
+    def request_stop(self, signum: int) -> None:
+        """Stop as after Ctrl-C, once the messages read so far are stored (a signal
+        handler's target: raising at an arbitrary point could lose a message already read
+        from its pipe, and a worker's saved state would then count episodes never stored)."""
+        self.stop_signal = signum
 
     def run(self, tasks: list[tuple[JobTask, RunInfo]]) -> None:
-        """Run every task; on Ctrl-C (or any error here) stop the jobs, mark their
-        unfinished runs failed, and re-raise."""
+        """Run every task; on Ctrl-C, :meth:`request_stop` or any error here, stop the jobs,
+        mark their unfinished runs failed, and re-raise (KeyboardInterrupt for a stop)."""
         queue = deque(tasks)
         live: dict[Hashable, _Live] = {}
         try:
@@ -101,6 +109,8 @@ class Driver:
                         self._end(live.pop(key), self.backend.finish(key))
                     else:
                         self._apply(live[key], message)
+                if self.stop_signal is not None:
+                    raise KeyboardInterrupt(f"stopped by {signal.Signals(self.stop_signal).name}")
         except BaseException as err:
             if isinstance(err, KeyboardInterrupt):
                 reason = "KeyboardInterrupt: study interrupted"

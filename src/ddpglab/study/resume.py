@@ -4,8 +4,9 @@ which (variant, seed) pairs start over.
 A job's worker saves the full training state of its seed group to
 ``runs/<variant>/state-<digest>.npz`` (see :func:`state_path_for`) every
 ``train.state_every`` episodes and when it is stopped. On a rerun, a state whose runs are
-all still in the store, unfinished, and trained with the study's config continues them;
-every other unfinished run is deleted with its checkpoints and its pair starts over.
+all still in the store, unfinished, with every episode the state counts, and trained with
+the study's config continues them; every other unfinished run is deleted with its
+checkpoints and its pair starts over.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def resume_state(
             done[pair] = finished[-1]
     wanted = {(v.name, s) for v in study.variants for s in study.seeds}
     by_id = {run["run_id"]: run for run in runs}
-    resumed = _resumable_jobs(study, out, by_id, wanted - set(done))
+    resumed = _resumable_jobs(store, study, out, by_id, wanted - set(done))
     keep = set(done.values()) | {run_id for job in resumed for run_id in job.run_ids or ()}
     store.delete_runs([r["run_id"] for r in runs if r["run_id"] not in keep])
     continuing = {(job.variant.name, seed) for job in resumed for seed in job.seeds}
@@ -64,7 +65,11 @@ def resume_state(
 
 
 def _resumable_jobs(
-    study: Study, out: Path, by_id: dict[int, dict[str, Any]], open_pairs: set[tuple[str, int]]
+    store: ResultsStore,
+    study: Study,
+    out: Path,
+    by_id: dict[int, dict[str, Any]],
+    open_pairs: set[tuple[str, int]],
 ) -> list[Job]:
     """The saved states that can continue their runs; the others are deleted."""
     jobs = []
@@ -75,6 +80,8 @@ def _resumable_jobs(
             except Exception:  # a half-written file, another format: not resumable
                 saved = None
             job = _job_of(saved, variant, path, out, by_id, open_pairs)
+            if job is not None and not _store_holds_what_it_counts(store, saved, job):
+                job = None
             if job is None:
                 path.unlink()
                 continue
@@ -109,3 +116,13 @@ def _job_of(
     if not same_run_config(saved["config"], expected):
         return None
     return Job(variant, seeds, run_ids)
+
+
+def _store_holds_what_it_counts(store: ResultsStore, saved: dict[str, Any], job: Job) -> bool:
+    """Whether the store holds every episode the saved state counts. A worker saves its
+    state right after sending its episodes to the driver; a driver killed before it wrote
+    them leaves the state ahead of the store, and continuing would leave a gap."""
+    for run_id, member in zip(job.run_ids or (), saved["members"], strict=True):
+        if store.stored_episodes(run_id, member["episodes"]) < member["episodes"]:
+            return False
+    return True

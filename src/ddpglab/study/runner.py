@@ -11,17 +11,15 @@ pair again from scratch (see :mod:`ddpglab.study.resume`).
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddpglab.checkpoint import write_text_atomic
+from ddpglab.checkpoint import folder_lock, handle_stop_signals, write_text_atomic
 from ddpglab.config import ConfigError
 from ddpglab.store import ResultsStore, is_empty_store, read_study
 from ddpglab.study.display import StudyProgress
@@ -135,15 +133,9 @@ def _clear(out: Path) -> None:
             path.unlink()
 
 
-@contextmanager
-def _locked(out: Path) -> Iterator[None]:
+def _locked(out: Path) -> AbstractContextManager[None]:
     """One study process per folder: a second one would be a second writer."""
-    with open(out / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"another study is running in {out}") from None
-        yield
+    return folder_lock(out, f"another study is running in {out}")
 
 
 def register(store: ResultsStore, plan: Plan, out: Path) -> list[tuple[JobTask, RunInfo]]:
@@ -245,6 +237,7 @@ def run_study(
         except OSError as err:
             raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
         with _locked(out):
+            check_out_dir(out, study, overwrite)  # again: another study may have ended meanwhile
             if overwrite:
                 _clear(out)
             write_text_atomic(out / "spec.yaml", study.to_yaml())
@@ -272,7 +265,7 @@ def run_study(
                 )
                 try:
                     if tasks:
-                        with display:
+                        with display, handle_stop_signals(driver.request_stop):
                             driver.run(tasks)
                 finally:
                     if tensorboard:

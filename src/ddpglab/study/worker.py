@@ -100,8 +100,7 @@ def execute_job(task: JobTask, conn: Sender) -> None:
             state_path=task.state_path,
         )
         if task.resume and trainer.resume():
-            for run_id, member in zip(trainer.run_ids, trainer.members, strict=True):
-                proxy.rewind_run(run_id, member.episodes, member.env_steps)
+            trainer.rewind_store()
         trainer.run()
         conn.send(("job_done", ()))
     except BaseException as err:  # everything is reported to the driver, nothing lost
