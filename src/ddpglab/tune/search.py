@@ -5,20 +5,22 @@ readable with Optuna's tools, e.g. ``optuna-dashboard``). The driver alone creat
 finishes trials; workers only report intermediate scores (see :mod:`ddpglab.tune.trial`).
 Rerunning the same command continues the search until it holds ``trials`` finished
 trials; trials cut short by an interruption are failed and queued again with the same
-parameters.
+parameters. One search process at a time holds ``DIR/.lock``; a second is refused.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ddpglab.checkpoint import folder_lock
 from ddpglab.config import ConfigError
 from ddpglab.tune.spec import Search
 from ddpglab.tune.trial import TrialOutcome, TrialTask, make_pruner, run_trial
@@ -61,6 +63,37 @@ def make_sampler(search: Search) -> Any:
     return optuna.samplers.RandomSampler(seed=spec.seed)
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not a folder (before anything is written)."""
+    try:  # even looking at the path can fail: a name longer than the file system allows
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} exists and is not a folder")
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+
+
+def make_out(out: Path) -> None:
+    """Create the search folder; a path that cannot be one is a ConfigError."""
+    check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+
+
+@contextmanager
+def locked_out(out: Path) -> Iterator[None]:
+    """Create ``out`` and hold ``out/.lock`` while inside: one search process per folder
+    (a second would fail the first's running trials as interrupted)."""
+    make_out(out)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(out, f"another tune is running in {out}"))
+        except OSError as err:  # the lock file cannot be written: a read-only folder
+            raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+        yield
+
+
 def open_search(search: Search, out: Path) -> Any:
     """Create the Optuna study in ``out``, or reopen it if it holds this same search."""
     import optuna
@@ -76,7 +109,7 @@ def open_search(search: Search, out: Path) -> Any:
         others = [n for n in names if n != name]
         if others:
             raise ConfigError(f"{out} holds another search ('{others[0]}'); use another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    make_out(out)
     study = optuna.create_study(
         study_name=name,
         storage=url,
@@ -151,7 +184,11 @@ def run_search(
     on_trial: Callable[[Any, TrialOutcome], None] | None = None,
 ) -> SearchResult:
     """Run trials until the search holds ``search.spec.trials`` finished ones, then write
-    best.yaml, trials.csv, trials.md, history.png and importance.png into ``out``."""
+    best.yaml, trials.csv, trials.md, history.png and importance.png into ``out``.
+
+    The whole search holds ``out/.lock`` (see :func:`locked_out`): a second search on the
+    same folder is refused before it touches the storage.
+    """
     import optuna
 
     from ddpglab.tune.outputs import write_outputs
@@ -159,53 +196,55 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(out)
     start = time.perf_counter()
-    study = open_search(search, out)
-    requeue_interrupted(study)
-    workers = workers or os.cpu_count() or 1
-    threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
-    remaining = max(0, search.spec.trials - counted(study))
-    ran = 0
-    with make_pool(backend, workers, threads, address) as pool:
-        pending: dict[Future, Any] = {}
-        launched = 0
-        try:
-            while launched < remaining or pending:
-                while launched < remaining and len(pending) < workers:
-                    launched += 1
-                    trial, task = _ask(study, search, out, threads)
-                    if task is None:  # the sampled combination is not a valid config
+    if address is not None and backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    with locked_out(out):
+        study = open_search(search, out)
+        requeue_interrupted(study)
+        workers = workers or os.cpu_count() or 1
+        threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
+        remaining = max(0, search.spec.trials - counted(study))
+        ran = 0
+        with make_pool(backend, workers, threads, address) as pool:
+            pending: dict[Future, Any] = {}
+            launched = 0
+            try:
+                while launched < remaining or pending:
+                    while launched < remaining and len(pending) < workers:
+                        launched += 1
+                        trial, task = _ask(study, search, out, threads)
+                        if task is None:  # the sampled combination is not a valid config
+                            ran += 1
+                            failed = TrialOutcome("failed", error=trial.user_attrs["error"])
+                            _report(on_trial, trial, failed)
+                            continue
+                        pending[pool.submit(run_trial, task)] = trial
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        trial = pending.pop(future)
+                        outcome = _outcome(future, pool)
+                        tell(study, trial, outcome)
                         ran += 1
-                        _report(
-                            on_trial, trial, TrialOutcome("failed", error=trial.user_attrs["error"])
-                        )
-                        continue
-                    pending[pool.submit(run_trial, task)] = trial
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    trial = pending.pop(future)
-                    outcome = _outcome(future, pool)
-                    tell(study, trial, outcome)
-                    ran += 1
-                    _report(on_trial, trial, outcome)
-        except BaseException:
-            for future, trial in pending.items():
-                future.cancel()
-                interrupt(study, trial)
-            raise
-    files = write_outputs(study, search, out)
-    states = [t.state.name for t in study.trials]
-    best = _best(study)
-    return SearchResult(
-        out=out,
-        complete=states.count("COMPLETE"),
-        pruned=states.count("PRUNED"),
-        failed=counted(study) - states.count("COMPLETE") - states.count("PRUNED"),
-        ran=ran,
-        best_value=None if best is None else best.value,
-        best_params={} if best is None else dict(best.user_attrs.get("config_params", {})),
-        wall_s=time.perf_counter() - start,
-        files=files,
-    )
+                        _report(on_trial, trial, outcome)
+            except BaseException:
+                for future, trial in pending.items():
+                    future.cancel()
+                    interrupt(study, trial)
+                raise
+        files = write_outputs(study, search, out)
+        states = [t.state.name for t in study.trials]
+        best = _best(study)
+        return SearchResult(
+            out=out,
+            complete=states.count("COMPLETE"),
+            pruned=states.count("PRUNED"),
+            failed=counted(study) - states.count("COMPLETE") - states.count("PRUNED"),
+            ran=ran,
+            best_value=None if best is None else best.value,
+            best_params={} if best is None else dict(best.user_attrs.get("config_params", {})),
+            wall_s=time.perf_counter() - start,
+            files=files,
+        )
 
 
 def _ask(study: Any, search: Search, out: Path, threads: int) -> tuple[Any, TrialTask | None]:
