@@ -214,6 +214,30 @@ def test_a_changed_spec_is_refused_unless_overwrite(smoke, tmp_path, capsys):
     assert sorted(p.name for p in (study / "runs").iterdir()) == ["only"]
 
 
+def test_done_runs_trained_with_another_config_are_not_mixed_in(smoke, tmp_path, capsys):
+    """The spec is the same but a preset it names changed (an upgrade): the runs already
+    done no longer match what the spec gives, and the rerun refuses instead of mixing."""
+    finished, _, _ = smoke
+    study = tmp_path / "study"
+    shutil.copytree(finished, study)
+    with contextlib.closing(sqlite3.connect(study / "results.sqlite")) as conn, conn:
+        (run_id, config_json) = conn.execute(
+            "SELECT run_id, config_json FROM runs WHERE status = 'done' LIMIT 1"
+        ).fetchone()
+        config = json.loads(config_json)
+        config["agent"]["gamma"] = 0.5  # what an older preset might have said
+        conn.execute(
+            "UPDATE runs SET config_json = ? WHERE run_id = ?", (json.dumps(config), run_id)
+        )
+    before = runs_of(study)
+    spec = study / "spec.yaml"
+    argv = ["study", str(spec), "--out", str(study), "--quiet", "--no-report", "--threads", "1"]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "another config" in err and "--overwrite" in err
+    assert runs_of(study) == before
+
+
 def test_a_study_that_lands_between_the_check_and_the_lock_is_refused(
     smoke, tmp_path, capsys, monkeypatch
 ):

@@ -12,13 +12,14 @@ checkpoints and its pair starts over.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from ddpglab.checkpoint import load_state
-from ddpglab.config import same_run_config
+from ddpglab.config import Config, ConfigError, same_run_config
 from ddpglab.store import ResultsStore
 from ddpglab.study.plan import Job
 from ddpglab.study.spec import Study, Variant
@@ -49,6 +50,7 @@ def resume_state(
         if finished:
             done[pair] = finished[-1]
     wanted = {(v.name, s) for v in study.variants for s in study.seeds}
+    _check_done_configs(study, [run_id for pair, run_id in done.items() if pair in wanted], runs)
     by_id = {run["run_id"]: run for run in runs}
     resumed = _resumable_jobs(store, study, out, by_id, wanted - set(done))
     keep = set(done.values()) | {run_id for job in resumed for run_id in job.run_ids or ()}
@@ -126,3 +128,24 @@ def _store_holds_what_it_counts(store: ResultsStore, saved: dict[str, Any], job:
         if store.stored_episodes(run_id, member["episodes"]) < member["episodes"]:
             return False
     return True
+
+
+def _check_done_configs(study: Study, done_ids: list[int], runs: list[dict[str, Any]]) -> None:
+    """Refuse to keep done runs that were trained with another config than the spec gives
+    now. The spec hash covers the spec's text, not the presets it names: a preset changed
+    by an upgrade would otherwise mix old and new runs in one table."""
+    variants = {v.name: v for v in study.variants}
+    by_id = {run["run_id"]: run for run in runs}
+    for run_id in done_ids:
+        run = by_id[run_id]
+        expected = variants[run["variant"]].config_for([run["seed"]]).model_dump(mode="json")
+        try:
+            stored = Config.model_validate(json.loads(run["config_json"])).model_dump(mode="json")
+        except ValueError:  # a config this version cannot read any more
+            stored = None
+        if stored is None or not same_run_config(stored, expected):
+            raise ConfigError(
+                f"run {run['variant']} seed {run['seed']} was trained with another config "
+                "than this spec gives now (a preset changed?); pass --overwrite to start "
+                "over, or choose another --out"
+            )
