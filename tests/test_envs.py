@@ -166,3 +166,43 @@ def test_a_box2d_member_resumes_exactly_after_many_episodes():
             resumed.close()
     finally:
         envs.close()
+
+
+class DivergingEnv(gym.Env):
+    """Its observation turns NaN from the second step on: a simulator that blew up."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([self.np_random.uniform(), 0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.array([np.nan if self.t >= 2 else 0.5, self.t], np.float32)
+        return obs, 0.0, False, False, {}
+
+
+if "DivergingEnv-v0" not in gym.registry:
+    gym.register("DivergingEnv-v0", DivergingEnv, max_episode_steps=10)
+
+
+def test_a_member_failed_by_a_nan_observation_still_resumes():
+    """The trainer zeroes a failed member's non-finite observation in place, so the saved
+    state holds zeros where the replayed env gives NaN: the replay must still match."""
+    envs = MemberEnvs("test_envs:DivergingEnv-v0", [1])
+    try:
+        for _ in range(3):
+            envs.step(np.zeros((1, 1), np.float32))
+        np.nan_to_num(envs.obs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # as the trainer
+        state = copy.deepcopy(envs.state_dict())
+        resumed = MemberEnvs("test_envs:DivergingEnv-v0", [1])
+        try:
+            resumed.load_state_dict(state)
+            np.testing.assert_array_equal(resumed.obs, state["obs"])
+        finally:
+            resumed.close()
+    finally:
+        envs.close()

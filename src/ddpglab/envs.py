@@ -64,6 +64,12 @@ def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.
     return low + (action + 1.0) * 0.5 * (high - low)
 
 
+def action_bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
+    """The Box's bounds as float32, the actor's precision: training, evaluation, ``enjoy``
+    and ``animate`` all rescale with these, so each plays the same actions."""
+    return space.low.astype(np.float32), space.high.astype(np.float32)
+
+
 class MemberEnvs:
     """One env per member, stepped in lockstep; each member resets its own env when it ends.
 
@@ -85,8 +91,7 @@ class MemberEnvs:
         self.env_id, self.max_episode_steps = env_id, max_episode_steps
         self.envs = [make_env(env_id, max_episode_steps) for _ in seeds]
         space = self.envs[0].action_space
-        self.low = space.low.astype(np.float32)
-        self.high = space.high.astype(np.float32)
+        self.low, self.high = action_bounds(space)
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.act_dim = space.shape[0]
         self.seeds = list(seeds)
@@ -165,7 +170,10 @@ class MemberEnvs:
             actions = np.asarray(state["episode_actions"][k], dtype=np.float32)
             for action in rescale_action(actions, self.low, self.high):
                 obs = self.envs[k].step(action)[0]
-            if not np.array_equal(np.asarray(obs, dtype=np.float32), state["obs"][k]):
+            # The trainer zeroes a failed member's non-finite observation in place.
+            replayed = np.asarray(obs, dtype=np.float32)
+            replayed = np.nan_to_num(replayed, nan=0.0, posinf=0.0, neginf=0.0)
+            if not np.array_equal(replayed, state["obs"][k]):
                 raise RuntimeError(
                     f"env {self.env_id} did not replay to its saved state (member {k}): "
                     "it is not deterministic given its RNG, so the run cannot resume exactly"

@@ -13,11 +13,14 @@ from ddpglab.seeding import derive_seed
 
 
 class MemberEvaluator:
-    """Each member's eval env and the deterministic episodes played on it.
+    """Each member's eval stream and the deterministic episodes played from it.
 
-    Member k's env is made on its first evaluation and reset once with
-    ``derive_seed(seeds[k], "eval")``; later episodes continue its own random stream, so
-    successive evaluations see new start states and a resumed run sees the same ones.
+    Member k's stream is seeded with ``derive_seed(seeds[k], "eval")`` on its first
+    evaluation; later episodes continue it, so successive evaluations see new start
+    states. Every episode plays in a fresh env instance reset from the stream's state, as
+    training episodes do (see :class:`~ddpglab.envs.MemberEnvs`): a Box2D env carries
+    history from earlier episodes in its world, which a resumed run would not have. So a
+    resumed run sees the same episodes as an uninterrupted one.
 
     Args:
         env_id: the gymnasium id of the members' env.
@@ -39,7 +42,7 @@ class MemberEvaluator:
         self.env_id, self.max_episode_steps = env_id, max_episode_steps
         self.seeds, self.obs_dim = list(seeds), obs_dim
         self.low, self.high = low, high
-        self._envs: dict[int, Any] = {}
+        self._rng_states: dict[int, Any] = {}  # member -> its stream, where the next episode starts
 
     def returns(
         self, act: Callable[[np.ndarray], np.ndarray], members: list[int], episodes: int
@@ -53,43 +56,46 @@ class MemberEvaluator:
             members: which members play.
             episodes: episodes per member.
         """
-        for k in members:
-            self._env(k)
         returns: dict[int, list[float]] = {k: [] for k in members}
         for _ in range(episodes):
             obs = np.zeros((len(self.seeds), self.obs_dim), dtype=np.float32)
+            envs = {}
             for k in members:
-                obs[k] = self._envs[k].reset()[0]
+                envs[k], obs[k] = self._begin_episode(k)
             running = {k: 0.0 for k in members}
             while running:
                 actions = rescale_action(act(obs), self.low, self.high)
                 for k in list(running):
-                    o, r, term, trunc, _ = self._envs[k].step(actions[k])
+                    o, r, term, trunc, _ = envs[k].step(actions[k])
                     obs[k] = o
                     running[k] += float(r)
                     if term or trunc:
                         returns[k].append(running.pop(k))
+                        self._end_episode(k, envs.pop(k))
         return returns
 
-    def _env(self, k: int) -> Any:
-        """Member k's eval env, made and seeded on first use."""
-        if k not in self._envs:
-            env = make_env(self.env_id, self.max_episode_steps)
-            env.reset(seed=derive_seed(self.seeds[k], "eval"))
-            self._envs[k] = env
-        return self._envs[k]
+    def _begin_episode(self, k: int) -> tuple[Any, np.ndarray]:
+        """A fresh instance of member k's env, reset where its stream left off: (env, s_0)."""
+        if k not in self._rng_states:
+            # Seeding takes a reset whose start state goes unused, as it always has.
+            seeding = make_env(self.env_id, self.max_episode_steps)
+            seeding.reset(seed=derive_seed(self.seeds[k], "eval"))
+            self._rng_states[k] = seeding.unwrapped.np_random.bit_generator.state
+            seeding.close()
+        env = make_env(self.env_id, self.max_episode_steps)
+        env.unwrapped.np_random.bit_generator.state = self._rng_states[k]
+        return env, env.reset()[0]
+
+    def _end_episode(self, k: int, env: Any) -> None:
+        self._rng_states[k] = env.unwrapped.np_random.bit_generator.state
+        env.close()
 
     def state_dict(self) -> dict[int, Any]:
-        """The random state of every eval env made so far, by member."""
-        return {
-            int(k): env.unwrapped.np_random.bit_generator.state for k, env in self._envs.items()
-        }
+        """Where each member's stream stands, for the members evaluated so far."""
+        return {int(k): rng_state for k, rng_state in self._rng_states.items()}
 
     def load_state_dict(self, state: dict[int, Any]) -> None:
-        """Make the members' eval envs and give them back their random states."""
-        for k, rng_state in state.items():
-            self._env(int(k)).unwrapped.np_random.bit_generator.state = rng_state
+        self._rng_states = {int(k): rng_state for k, rng_state in state.items()}
 
     def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
+        """Nothing stays open between evaluations; kept for the trainer's clean-up."""

@@ -123,9 +123,9 @@ def play(env, actor, seed: int) -> tuple[list[np.ndarray], float]:
     """One deterministic episode a = mu(s), rescaled to the env's bounds; frames and return."""
     import torch
 
-    from ddpglab.envs import rescale_action
+    from ddpglab.envs import action_bounds, rescale_action
 
-    low, high = env.action_space.low, env.action_space.high
+    low, high = action_bounds(env.action_space)
     obs, _ = env.reset(seed=seed)
     frames, total, done = [env.render()], 0.0, False
     while not done:

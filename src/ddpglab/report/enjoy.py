@@ -103,7 +103,7 @@ def play_episodes(
     discounts :attr:`EpisodeOutcome.discounted_return`."""
     import torch
 
-    from ddpglab.envs import make_env, rescale_action
+    from ddpglab.envs import action_bounds, make_env, rescale_action
 
     if render not in RENDER_MODES:
         raise ConfigError(f"unknown render mode '{render}'; choose from {', '.join(RENDER_MODES)}")
@@ -112,7 +112,7 @@ def play_episodes(
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
     mode = None if render == "none" else render
     env = make_env(policy.env_id, policy.max_episode_steps, render_mode=mode)
-    low, high = env.action_space.low, env.action_space.high
+    low, high = action_bounds(env.action_space)
     try:
         obs = _first_reset(env, reset_seed, render)
         for _ in range(episodes):
