@@ -8,7 +8,7 @@ import pytest
 from cli_support import assert_refused, run_cli
 from report_support import SyntheticRun, learning_curve, make_store, two_variant_study
 
-from ddpglab.report.export import export
+from ddpglab.report.export import PARQUET_TYPES, export
 
 
 def store_episodes(folder) -> pd.DataFrame:
@@ -59,14 +59,47 @@ def test_csv_export_options(tmp_path, capsys):
         ],
     )
     to = tmp_path / "elsewhere"
-    (to / "runs" / "old").mkdir(parents=True)
     argv = ["export", str(folder), "--format", "csv", "--to", str(to), "--include-unfinished"]
+    assert run_cli(argv, capsys)[0] == 0
+    (to / "runs" / "old").mkdir()  # something in the earlier export
     rc, _, err = run_cli(argv, capsys)
     assert rc == 0, err
     # a namespaced env id becomes one folder; a plain train run's variant is 'run'
     assert sorted(p.name for p in (to / "runs" / "ns_Env-v0").iterdir()) == ["run_0", "run_1"]
     assert not (to / "runs" / "old").exists()  # a fresh export replaces the earlier one
     assert not (folder / "export").exists()
+
+
+@pytest.mark.parametrize("where", ["the study folder", "a folder holding studies"])
+def test_a_csv_export_never_replaces_a_runs_folder_it_did_not_write(tmp_path, capsys, where):
+    """A study's own runs/ (checkpoints, saved states) or a project's runs/ of studies is
+    not an earlier export: refused, and every file stays."""
+    folder, _ = two_variant_study(tmp_path / "project" / "runs" / "s", episodes=3)
+    (folder / "runs" / "v").mkdir(parents=True)
+    (folder / "runs" / "v" / "state-0.npz").write_bytes(b"a saved state")
+    to = folder if where == "the study folder" else tmp_path / "project"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    rc, _, err = run_cli(["export", str(folder), "--format", "csv", "--to", str(to)], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "not an earlier export" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_parquet_columns_have_fixed_types_whatever_the_store_holds(tmp_path, capsys):
+    """Columns all NULL in this store (no terminated, q_start or threshold recorded) keep
+    the types they have in any other export, so exports of several studies concatenate."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder, _ = two_variant_study(tmp_path / "s", episodes=3)
+    target = tmp_path / "episodes.parquet"
+    argv = ["export", str(folder), "--format", "parquet", "--to", str(target)]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    schema = pq.read_schema(target)
+    assert schema.field("terminated").type == pa.int64()
+    for column in ("q_start", "discounted_return", "threshold", "critic_loss"):
+        assert schema.field(column).type == pa.float64(), column
 
 
 def test_parquet_round_trip_equals_the_store(tmp_path, capsys):
@@ -79,6 +112,7 @@ def test_parquet_round_trip_equals_the_store(tmp_path, capsys):
     back = pd.read_parquet(target)
     stored = store_episodes(folder)
     stored = stored[stored["status"] == "done"].reset_index(drop=True)
+    stored = stored.astype({c: t for c, t in PARQUET_TYPES.items() if c in stored.columns})
     assert list(back.columns[:4]) == ["env_id", "variant", "seed", "status"]
     pd.testing.assert_frame_equal(back, stored, check_dtype=False)
     assert not list(target.parent.glob(".*"))  # no temporary file left

@@ -239,15 +239,74 @@ def test_curves_by_env_step_read_each_seed_at_a_common_grid():
     from where every seed has a whole window to where the shortest seed ends."""
     from types import SimpleNamespace
 
-    from ddpglab.report.study_figures import _on_grid, _step_grid
+    from ddpglab.report.study_figures import _on_a_step_grid, _on_grid
 
     a = SimpleNamespace(env_steps=np.array([10.0, 20.0, 30.0]), returns=np.array([1.0, 2, 3]))
     b = SimpleNamespace(env_steps=np.array([5.0, 25.0, 40.0]), returns=np.array([0.0, 10, 20]))
-    grid = _step_grid([a, b], window=1, points=3)
-    assert grid.tolist() == [10.0, 20.0, 30.0]
+    runs, grid = _on_a_step_grid([a, b], window=1, points=3)
+    assert runs == [a, b] and grid.tolist() == [10.0, 20.0, 30.0]
     curves = _on_grid([a, b], [a.returns, b.returns], 1, grid)
     np.testing.assert_allclose(curves, [[1.0, 2.0, 3.0], [2.5, 7.5, 40 / 3]])
     # With a window of 2 the first point is where both have two episodes: b's 25 steps.
-    assert _step_grid([a, b], window=2, points=2).tolist() == [25.0, 30.0]
+    assert _on_a_step_grid([a, b], window=2, points=2)[1].tolist() == [25.0, 30.0]
     rolled = _on_grid([a, b], [a.returns, b.returns], 2, np.array([25.0, 30.0]))
     np.testing.assert_allclose(rolled, [[2.0, 2.5], [5.0, 5 + 10 * 5 / 15]])
+
+
+def test_runs_too_short_for_a_window_are_left_off_the_step_grid():
+    """A seed with fewer episodes than the window has no rolling mean to draw; a seed that
+    ends before another's first whole window leaves no common stretch at all."""
+    from types import SimpleNamespace
+
+    from ddpglab.report.study_figures import _on_a_step_grid
+
+    long = SimpleNamespace(env_steps=np.arange(100.0, 2100.0, 100.0))  # 20 episodes
+    short = SimpleNamespace(env_steps=np.array([100.0, 200.0, 300.0]))  # 3 episodes
+    runs, grid = _on_a_step_grid([long, short], window=10)
+    assert runs == [long] and grid[0] == 1000.0 and grid[-1] == 2000.0
+    early = SimpleNamespace(env_steps=np.arange(10.0, 130.0, 10.0))  # ends at 120 steps
+    runs, grid = _on_a_step_grid([long, early], window=10)
+    assert runs == [] and grid.size == 0  # long's first window is whole at 1000 steps
+
+
+def test_someone_elses_sqlite_file_is_refused_and_left_as_it_was(tmp_path, capsys):
+    import sqlite3
+    from contextlib import closing
+
+    folder = tmp_path / "not-ours"
+    folder.mkdir()
+    with closing(sqlite3.connect(folder / "results.sqlite")) as conn, conn:
+        conn.execute("CREATE TABLE mine (x INTEGER)")
+    before = (folder / "results.sqlite").read_bytes()
+    for argv in (["report", str(folder)], ["export", str(folder), "--format", "csv"]):
+        rc, _, err = run_cli(argv, capsys)
+        assert rc == 2 and "not a ddpglab results store" in err, err
+    assert (folder / "results.sqlite").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["results.sqlite"]
+
+
+def test_runs_shorter_than_the_score_window_are_named_in_the_notes(tmp_path):
+    runs = [
+        SyntheticRun("Pendulum-v1", "", 0, "uniform", "done", learning_curve(0, 60, 1.0), None),
+        SyntheticRun("Pendulum-v1", "", 1, "uniform", "running", learning_curve(1, 9, 1.0), None),
+    ]
+    folder = make_store(tmp_path / "s", runs)
+    text = (write_report(folder, n_boot=50, include_unfinished=True) / "table.md").read_text()
+    assert "last 50 episodes; 1 counted run(s) have fewer" in text
+    text = (write_report(folder, n_boot=50) / "table.md").read_text()
+    assert "have fewer" not in text  # the running one is not counted
+
+
+@pytest.mark.parametrize(
+    ("env_id", "threshold"),
+    [
+        ("Pendulum-v1", -400.0),
+        ("gymnasium.envs.classic_control:Pendulum-v1", -400.0),
+        ("gymnasium.envs.box2d:LunarLanderContinuous-v3", 200.0),  # gymnasium's own
+        ("no.such.module:Env-v0", None),
+    ],
+)
+def test_the_threshold_of_an_env_written_with_its_module(env_id, threshold):
+    from ddpglab.report.study_report import solve_threshold_for
+
+    assert solve_threshold_for(env_id, None) == threshold

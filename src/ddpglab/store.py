@@ -162,6 +162,23 @@ def read_study(path: str | Path) -> dict[str, Any] | None:
         conn.close()
 
 
+def is_results_store(path: str | Path) -> bool:
+    """Whether an existing file is a ddpglab store (it has ``runs`` and ``episodes``
+    tables), looked at without changing it: opening a :class:`ResultsStore` would add our
+    tables to someone else's database."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError:  # not a database at all
+        return False
+    finally:
+        conn.close()
+    return {"runs", "episodes"} <= tables
+
+
 def is_empty_store(path: str | Path) -> bool:
     """Whether an existing file is a store that records nothing: no tables at all, or a
     ``runs`` table without rows (what a process killed while creating it leaves). False for

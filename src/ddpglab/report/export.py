@@ -11,6 +11,8 @@ status (pandas + pyarrow, extra ``parquet``).
 
 Only runs with status 'done' are exported unless ``include_unfinished``. Output is built
 beside its target and renamed into place, so a failed export leaves nothing half-written.
+A csv export replaces only an earlier export's ``runs/`` (it carries the file
+:data:`EXPORT_MARKER`), never a folder of anything else's, a study's own ``runs/`` say.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ from ddpglab.report.study_report import (
 )
 
 FORMATS = ("csv", "parquet")
+EXPORT_MARKER = ".ddpglab-export"  # in runs/: an earlier export, safe to replace
+# Every episode column with a fixed type, so that exports of different stores (a column all
+# NULL in one of them) read back and concatenate alike; "Int64" keeps NULL as <NA>.
+PARQUET_TYPES = {
+    "run_id": "int64",
+    "seed": "int64",
+    "episode": "int64",
+    "length": "int64",
+    "env_steps": "int64",
+    "terminated": "Int64",
+    **{c: "float64" for c in ("return", "wall_s", "critic_loss", "mean_q", "threshold")},
+    **{c: "float64" for c in ("q_start", "discounted_return")},
+}
 
 
 def safe_name(text: str) -> str:
@@ -73,11 +88,19 @@ def export_csv(study_dir: Path, to: Path, include_unfinished: bool = False) -> P
     if not study.runs:
         raise ConfigError(f"{study_dir}/results.sqlite holds no run to export")
     target = to / "runs"
-    if to.exists() and not to.is_dir():
-        raise ConfigError(f"--to {to} exists and is not a folder")
-    to.mkdir(parents=True, exist_ok=True)
+    try:
+        if to.exists() and not to.is_dir():
+            raise ConfigError(f"--to {to} exists and is not a folder")
+        if target.exists() and not (target / EXPORT_MARKER).is_file():
+            raise ConfigError(
+                f"--to {to}: {target} exists and is not an earlier export; choose another --to"
+            )
+        to.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot use --to {to}: {err.strerror or err}") from None
     tmp = temporary_folder_for(target)
     try:
+        (tmp / EXPORT_MARKER).write_text("written by ddpglab export; replaced by the next one\n")
         folders = run_folders(study.runs)
         for run in study.runs:
             path = tmp / folders[run.run_id].relative_to("runs") / "loss.csv"
@@ -102,7 +125,7 @@ def episodes_table(study_dir: Path, include_unfinished: bool = False):
     if not include_unfinished:
         frame = frame[frame["status"] == "done"].reset_index(drop=True)
     frame["variant"] = frame["variant"].map(variant_label)
-    return frame
+    return frame.astype({c: t for c, t in PARQUET_TYPES.items() if c in frame.columns})
 
 
 def export_parquet(study_dir: Path, to: Path, include_unfinished: bool = False) -> Path:

@@ -62,6 +62,7 @@ def plot_curves(
         1, len(study.envs), figsize=(max(8, 7 * len(study.envs)), 4.5), squeeze=False
     )
     handles: dict[str, object] = {}
+    seeds_drawn: dict[str, set[int]] = {}
     for ax, env_id in zip(axes[0], study.envs, strict=True):
         for variant in study.variants(env_id):
             runs = study.group(env_id, variant)
@@ -70,18 +71,24 @@ def plot_curves(
                 curves = np.stack([stats.rolling_mean(r.returns[:horizon], window) for r in runs])
                 x = runs[0].episodes[:horizon]
             else:
-                x = _step_grid(runs, window)
+                runs, x = _on_a_step_grid(runs, window)
+                if not runs:
+                    continue
                 curves = _on_grid(runs, [r.returns for r in runs], window, x)
             mean, lo, hi = stats.mean_band(curves, n_boot, rng_for(env_id, variant, "band"))
             (line,) = ax.plot(x, mean, lw=1.6, color=colors[variant])
             ax.fill_between(x, lo, hi, color=colors[variant], alpha=0.18, lw=0)
             handles[variant] = line
+            seeds_drawn.setdefault(variant, set()).update(r.seed for r in runs)
         ax.set_title(env_id)
         ax.set_xlabel(x_axis)
         ax.set_ylabel(f"return, rolling mean of {window} episodes")
         ax.grid(alpha=0.3)
-    labels = [f"{v} (n={len({r.seed for r in study.runs if r.variant == v})})" for v in handles]
-    _legend_below(fig, list(handles.values()), labels)
+    labels = [f"{v} (n={len(seeds_drawn[v])})" for v in handles]
+    if handles:
+        _legend_below(fig, list(handles.values()), labels)
+    else:  # by env steps, every curve needs whole windows, and no run has one yet
+        fig.text(0.5, 0.5, f"no run has {window} episodes yet", ha="center", va="center")
     fig.savefig(path, bbox_inches="tight", **_SAVE)  # tight: never cut the legend
     plt.close(fig)
 
@@ -171,11 +178,18 @@ def plot_thresholds(study: Study, path: Path, window: int) -> bool:
     return True
 
 
-def _step_grid(runs: list, window: int, points: int = 200) -> np.ndarray:
-    """Env steps from where every run has a whole window of episodes to where the
-    shortest run ends."""
-    first = max(r.env_steps[min(window, len(r.env_steps)) - 1] for r in runs)
-    return np.linspace(first, min(r.env_steps[-1] for r in runs), points)
+def _on_a_step_grid(runs: list, window: int, points: int = 200) -> tuple[list, np.ndarray]:
+    """The runs with a whole window of episodes, and env steps from where each of them has
+    one to where the shortest ends; no runs and no grid when there is no such stretch (a
+    run ends before another's first window is whole), rather than a curve made up by
+    holding values flat."""
+    runs = [r for r in runs if len(r.env_steps) >= window]
+    if runs:
+        first = max(r.env_steps[window - 1] for r in runs)
+        last = min(r.env_steps[-1] for r in runs)
+        if first < last:
+            return runs, np.linspace(first, last, points)
+    return [], np.empty(0)
 
 
 def _on_grid(runs: list, values: list[np.ndarray], window: int, grid: np.ndarray) -> np.ndarray:
@@ -183,7 +197,7 @@ def _on_grid(runs: list, values: list[np.ndarray], window: int, grid: np.ndarray
     steps of ``grid`` (linear between episode ends): shape (runs, grid points)."""
     curves = []
     for run, v in zip(runs, values, strict=True):
-        rolled = np.convolve(v, np.ones(window), "valid") / window if len(v) >= window else v
+        rolled = np.convolve(v, np.ones(window), "valid") / window
         steps = run.env_steps[len(v) - len(rolled) :]
         curves.append(np.interp(grid, steps, rolled))
     return np.stack(curves)
@@ -195,7 +209,7 @@ def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
     limit), and the critic's Q(s_0, mu(s_0)) at each episode's start beside the discounted
     return the episode earned (with the critic's gamma^T Q(s_T, mu(s_T)) added where the
     time limit cut it, see :class:`~ddpglab.summary.ValueTracker`). Writes nothing and
-    returns False when no run recorded them."""
+    returns False when no run recorded them or none has a whole window of episodes."""
     runs = [r for r in study.runs if r.q_start is not None and np.isfinite(r.q_start).any()]
     if not runs:
         return False
@@ -207,9 +221,9 @@ def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
     for row, env_id in zip(axes, envs, strict=True):
         for variant in variants:
             group = [r for r in runs if r.env_id == env_id and r.variant == variant]
+            group, grid = _on_a_step_grid(group, window)
             if not group:
                 continue
-            grid = _step_grid(group, window)
             color, label = colors[variant], f"{variant} (n={len(group)})"
 
             def mean(values: list[np.ndarray], group=group, grid=grid) -> np.ndarray:
@@ -229,6 +243,9 @@ def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
         for ax in row:
             ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)
+    if not handles:  # no run has a whole window of episodes yet
+        plt.close(fig)
+        return False
     fig.suptitle(f"rolling means over {window} episodes, averaged over seeds", fontsize=10)
     _legend_below(fig, list(handles.values()), list(handles))
     fig.savefig(path, **_SAVE)

@@ -10,7 +10,9 @@ statistic), so the same store gives byte-identical tables.
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -22,7 +24,7 @@ import numpy as np
 
 from ddpglab.config import ConfigError
 from ddpglab.report import stats, study_table
-from ddpglab.store import ResultsStore
+from ddpglab.store import ResultsStore, is_results_store
 
 #: The score of a run: its mean return over its last ``LAST`` episodes.
 LAST = 50
@@ -86,6 +88,8 @@ def open_store(study_dir: Path) -> ResultsStore:
         raise ConfigError(f"{study_dir} is not a folder")
     if not path.is_file():
         raise ConfigError(f"{study_dir} holds no results.sqlite (not a run or study folder)")
+    if not is_results_store(path):
+        raise ConfigError(f"{path} is not a ddpglab results store")
     try:
         return ResultsStore(path)
     except sqlite3.DatabaseError as err:
@@ -133,16 +137,22 @@ def load_study(study_dir: Path, include_unfinished: bool = False) -> Study:
 
 
 def solve_threshold_for(env_id: str, override: float | None) -> float | None:
-    """``override``, else the known threshold of the env, else gymnasium's reward_threshold."""
+    """``override``, else the known threshold of the env, else gymnasium's reward_threshold.
+
+    An id written ``module:EnvId`` (which makes gymnasium import the module) is looked up
+    as ``EnvId``, after importing the module as ``gym.make`` would."""
     if override is not None:
         return override
-    if env_id in SOLVE_THRESHOLDS:
-        return SOLVE_THRESHOLDS[env_id]
     import gymnasium as gym
 
+    module, _, name = env_id.rpartition(":")
+    if name in SOLVE_THRESHOLDS:
+        return SOLVE_THRESHOLDS[name]
     try:
-        value = gym.spec(env_id).reward_threshold
-    except gym.error.Error:
+        if module:
+            importlib.import_module(module)
+        value = gym.spec(name).reward_threshold
+    except (ImportError, gym.error.Error):  # a module or an id this machine does not know
         return None
     return None if value is None else float(value)
 
@@ -263,8 +273,14 @@ def table_rows(
 
 
 def temporary_folder_for(target: Path) -> Path:
-    """A fresh hidden folder beside ``target`` (unique, so concurrent writers never meet)."""
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    """A fresh hidden folder beside ``target`` (unique, so concurrent writers never meet),
+    with the permissions of any new folder: mkdtemp's 0700 would hide the result from the
+    other users of a shared file system."""
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    return folder
 
 
 def swap_in(built: Path, target: Path) -> None:

@@ -60,6 +60,15 @@ def _crossing_text(r: Row) -> str:
     return f"{r.median_crossing:g}" + (f" ({never})" if r.not_reached else "")
 
 
+def _short_runs_note(study: Study, last: int) -> str:
+    """Says how many counted runs have fewer than ``last`` episodes (unfinished ones): their
+    score is the mean of all they have, early training included."""
+    short = sum(r.returns.size < last for r in study.runs)
+    if not short:
+        return ""
+    return f"; {short} counted run(s) have fewer and are scored on all their episodes"
+
+
 def table_markdown(
     study: Study,
     rows: list[Row],
@@ -83,7 +92,9 @@ def table_markdown(
         f"- Runs counted: {which} ({counted} of {total} runs in the store"
         + (f"; {others}" if others else "")
         + ").",
-        f"- Score of a seed: its mean return over its last {last} episodes.",
+        f"- Score of a seed: its mean return over its last {last} episodes"
+        + _short_runs_note(study, last)
+        + ".",
         "- Mean and IQM (interquartile mean, 25% trimmed) over seeds, each with a 95%"
         f" percentile bootstrap CI over seeds ({n_boot} replicates, fixed RNG seed"
         f" {boot_seed}). Rows are per environment, so the stratified bootstrap of"
