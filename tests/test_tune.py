@@ -305,7 +305,7 @@ def test_the_shipped_softmax_beta_search_follows_the_2023_plan():
     space = search.spec.space
     assert space["replay.softmax.beta"].prior == "lognormal"
     assert {"agent.actor_lr", "agent.critic_lr", "agent.tau"} <= set(space)
-    assert search.spec.sampler == "genetic" and search.spec.pruner == "median"
+    assert search.spec.sampler == "genetic" and search.spec.pruner == "none"
     assert search.config({}).replay.kind == "softmax"
     assert search.config({}).env.id == "Pendulum-v1"
 
@@ -325,3 +325,25 @@ def test_the_ray_backend_scores_trials_as_the_local_one_does(searched, tmp_path,
     assert rc == 0, err
     local = {t.number: (t.params, t.value, t.state) for t in finished_trials(local_out)[:2]}
     assert {t.number: (t.params, t.value, t.state) for t in finished_trials(out)} == local
+
+
+def test_the_genetic_sampler_with_median_pruning_is_refused(tmp_path):
+    """NSGA-II breeds from complete trials only; with most trials pruned it would never
+    leave its first, random generation."""
+    spec = write_spec(tmp_path, sampler="genetic", pruner="median")
+    with pytest.raises(ConfigError, match="complete trials"):
+        load_search(spec)
+    assert load_search(write_spec(tmp_path, sampler="tpe", pruner="median")).spec.pruner == "median"
+
+
+def test_a_resumed_search_draws_new_parameters(tmp_path, capsys):
+    """A rerun for more trials continues the sampler past the trials it holds, instead of
+    restarting it on the spec's seed and drawing the first trials' parameters again."""
+    out = tmp_path / "out"
+    argv = ["tune", str(write_spec(tmp_path, sampler="random")), "--out", str(out)]
+    argv += ["--workers", "1"]
+    assert run_cli([*argv, "--trials", "2"], capsys)[0] == 0
+    assert run_cli([*argv, "--trials", "4"], capsys)[0] == 0
+    params = [t.params for t in finished_trials(out)]
+    assert len(params) == 4
+    assert params[2] not in params[:2] and params[3] not in params[:2]

@@ -48,19 +48,24 @@ def storage_url(out: Path) -> str:
     return f"sqlite:///{(out / STORAGE).resolve()}"
 
 
-def make_sampler(search: Search) -> Any:
+def make_sampler(search: Search, trials_before: int = 0) -> Any:
     """The spec's sampler: by default Optuna's genetic NSGA-II, whose parents are chosen by
-    binary tournament (with one objective it is a plain genetic algorithm)."""
+    binary tournament (with one objective it is a plain genetic algorithm).
+
+    Seeded with ``seed + trials_before``: a search resumed after n trials must not draw the
+    first trials' parameters again, as a sampler restarted on the spec's seed would.
+    """
     import optuna
 
     spec = search.spec
+    seed = spec.seed + trials_before
     if spec.sampler == "genetic":
-        return optuna.samplers.NSGAIISampler(population_size=spec.population, seed=spec.seed)
+        return optuna.samplers.NSGAIISampler(population_size=spec.population, seed=seed)
     if spec.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed)
-    return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def check_out(out: Path) -> None:
@@ -126,6 +131,8 @@ def open_search(search: Search, out: Path) -> Any:
             f"{out} holds search '{name}' with other settings; use another --out "
             "(only --trials may change on resume)"
         )
+    if study.trials:  # resumed: continue past the draws the earlier trials took
+        study.sampler = make_sampler(search, trials_before=len(study.trials))
     return study
 
 

@@ -147,7 +147,11 @@ class SearchSpec(_Strict):
         "cmaes: CMA-ES; tpe; random",
     )
     population: int = Field(8, ge=2, description="genetic: trials per generation")
-    pruner: Literal["median", "none"] = "median"
+    pruner: Literal["median", "none"] = Field(
+        "none",
+        description="median: stop a trial whose score after prune_after episodes is below "
+        "the median of the others' at that episode (not with the genetic sampler)",
+    )
     prune_after: int | None = Field(
         None, gt=0, description="episodes before pruning may stop a trial (default: half)"
     )
@@ -178,6 +182,13 @@ class SearchSpec(_Strict):
     def _checks(self) -> SearchSpec:
         if self.prune_after is not None and self.episodes and self.prune_after > self.episodes:
             raise ValueError("prune_after is longer than a trial")
+        if self.sampler == "genetic" and self.pruner == "median":
+            # NSGA-II breeds its next generation from complete trials only, and a pruned
+            # trial never completes: with most trials pruned it would stay a random search.
+            raise ValueError(
+                "the genetic sampler breeds from complete trials only, and pruned trials "
+                "never complete: use pruner: none with it, or another sampler"
+            )
         return self
 
 

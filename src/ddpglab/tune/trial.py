@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 import signal
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+MIN_PEERS = 3  # completed trials with a score at the step before any pruning
 
 
 def objective_value(returns: list[list[float]], last: int) -> float:
@@ -68,6 +72,7 @@ class ScoreReporter:
             score = objective_value([r[: self.reported] for r in self.returns], self.task.last)
             self.trial.report(score, self.reported)
             task = self.task
+            # median_prune's window, checked here too: no storage read outside it.
             due = task.prune and task.prune_after <= self.reported < task.episodes
             if due and self.trial.should_prune():
                 raise TrialPruned(f"pruned at episode {self.reported}")
@@ -94,7 +99,9 @@ def run_trial(task: TrialTask) -> TrialOutcome:
 
     try:
         study = optuna.load_study(
-            study_name=task.study_name, storage=task.storage, pruner=make_pruner(task.prune)
+            study_name=task.study_name,
+            storage=task.storage,
+            pruner=make_pruner(task.prune, task.prune_after, task.episodes),
         )
         trial = optuna.trial.Trial(study, task.trial_id)
         config = Config.model_validate(task.config)
@@ -116,11 +123,58 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     return TrialOutcome("complete", value)
 
 
-def make_pruner(prune: bool) -> Any:
-    """Median pruning: stop a trial whose score is below the median of the other trials'
-    scores at the same episode (once 3 trials are complete); or none."""
+def median_prune(
+    step: int,
+    score: float,
+    peers: Sequence[float],
+    prune_after: int = 0,
+    episodes: float = math.inf,
+    min_peers: int = MIN_PEERS,
+) -> bool:
+    """The median rule, at a report step t (episodes) with score s_t (the search maximizes):
+
+        prune  iff  prune_after <= t < episodes  and  n_t >= min_peers  and  s_t < median(P_t)
+
+    P_t: the scores at step t of the COMPLETED trials that reported one (NaN ones dropped),
+    n_t = |P_t|. Only s_t counts, not the trial's best earlier score (Optuna's MedianPruner
+    compares that one, so a trial that collapses after a good start survived it). A NaN
+    s_t is below every median. Completed trials only, as Optuna's MedianPruner: a pruned
+    trial that reached t was selected for scoring low, which would pull the median down
+    (and make it depend on which workers finished first); every completed trial reported
+    at every step, so P_t is the same trials at each t and n_t >= 3 means "3 trials are
+    complete", the MedianPruner(n_startup_trials=3) this replaces (no warmup, every report).
+    """
+    if not prune_after <= step < episodes:
+        return False
+    finite = [p for p in peers if not math.isnan(p)]
+    if len(finite) < min_peers:
+        return False
+    return math.isnan(score) or score < statistics.median(finite)
+
+
+def _median_pruner(prune_after: int, episodes: float) -> Any:
+    """An Optuna pruner that applies :func:`median_prune` at the trial's latest report."""
+    import optuna
+    from optuna.trial import TrialState
+
+    class MedianAtStepPruner(optuna.pruners.BasePruner):
+        def prune(self, study: Any, trial: Any) -> bool:
+            step = trial.last_step
+            if step is None:
+                return False
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            peers = [t.intermediate_values[step] for t in complete if step in t.intermediate_values]
+            score = trial.intermediate_values[step]
+            return median_prune(step, score, peers, prune_after, episodes)
+
+    return MedianAtStepPruner()
+
+
+def make_pruner(prune: bool, prune_after: int = 0, episodes: float = math.inf) -> Any:
+    """Median pruning (:func:`median_prune`: a score below the median of the completed
+    trials' scores at the same episode stops the trial); or none."""
     import optuna
 
     if not prune:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=3)
+    return _median_pruner(prune_after, episodes)
