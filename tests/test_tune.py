@@ -347,3 +347,26 @@ def test_a_resumed_search_draws_new_parameters(tmp_path, capsys):
     params = [t.params for t in finished_trials(out)]
     assert len(params) == 4
     assert params[2] not in params[:2] and params[3] not in params[:2]
+
+
+@pytest.mark.parametrize(
+    ("space", "refused"),
+    [
+        ({"agent.batch_size": {"prior": "uniform", "low": 16, "high": 256}}, "batch_size"),
+        ({"agent.tau": {"prior": "lognormal", "mu": -1.0, "sigma": 1.5}}, "tau"),
+    ],
+    ids=["float-draws-for-an-integer-key", "lognormal-tail-past-a-bound"],
+)
+def test_a_space_whose_draws_the_config_refuses_is_refused_up_front(tmp_path, space, refused):
+    """Not only the ends: a uniform range on an integer key draws fractions, and a
+    lognormal's upper tail (exp(mu + 3.09 sigma) = 37 for tau) passes tau <= 1."""
+    with pytest.raises(ConfigError, match=refused):
+        load_search(write_spec(tmp_path, space=space))
+
+
+def test_prune_after_longer_than_the_base_budget_is_refused(tmp_path):
+    """The trial budget comes from the base preset here (the spec sets no episodes)."""
+    spec = write_spec(tmp_path, episodes=None, pruner="median", sampler="tpe")
+    spec.write_text(spec.read_text().replace("episodes: null\n", "") + "prune_after: 100000\n")
+    with pytest.raises(ConfigError, match=r"prune_after \(100000\) is longer than a trial"):
+        load_search(spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -203,6 +204,11 @@ class Search:
         if self.episodes is None:
             raise ConfigError("search: the base config counts steps; give episodes per trial")
         self.prune_after = spec.prune_after or max(1, self.episodes // 2)
+        if self.prune_after > self.episodes:
+            raise ConfigError(
+                f"search: prune_after ({self.prune_after}) is longer than a trial "
+                f"({self.episodes} episodes)"
+            )
 
     def config(self, params: dict[str, Any], torch_threads: int | None = None) -> Config:
         """The trial config: base, then the searched ``params``, then seeds and budget."""
@@ -216,7 +222,8 @@ class Search:
         return validate(apply_overrides(self._base_data, {**self._base_set, **params, **fixed}))
 
     def check_space(self) -> None:
-        """Every searched key must be a config key that takes its range's end points."""
+        """Every searched key must be a config key that takes every value its prior can
+        draw (checked at the values :func:`_corners` gives)."""
         for key, prior in self.spec.space.items():
             for value in _corners(prior):
                 try:
@@ -235,11 +242,17 @@ class Search:
 
 
 def _corners(prior: Any) -> list[Any]:
+    """Values that stand for every draw of ``prior`` in the config's checks: its choices,
+    its ends (a lognormal's truncation points), and for a float range also a value just
+    above ``low``, which an integer key refuses as any fractional draw would be."""
     if isinstance(prior, Categorical):
         return list(prior.choices)
     if isinstance(prior, LogNormal):
-        return [math.exp(prior.mu)]
-    return [prior.low, prior.high]
+        reach = prior.sigma * NormalDist().inv_cdf(1 - LOGNORMAL_TAIL)
+        return [math.exp(prior.mu - reach), math.exp(prior.mu + reach)]
+    if isinstance(prior, IntRange):
+        return [prior.low, prior.high]
+    return [prior.low, math.nextafter(prior.low, prior.high), prior.high]
 
 
 def load_search(path: str | Path, trials: int | None = None, episodes: int | None = None) -> Search:
