@@ -41,3 +41,20 @@ def tiny_config():
         return load_config(None, overrides={**TINY, **overrides})
 
     return make
+
+
+@pytest.fixture
+def built_trainers(monkeypatch):
+    """The Trainers built while the test runs (e.g. by the CLI), in order: to look at the
+    buffer and agent a command line really trained with."""
+    from ddpglab.trainer import Trainer
+
+    made: list[Trainer] = []
+    build = Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Trainer, "__init__", recording_init)
+    return made

@@ -205,20 +205,11 @@ def test_training_with_prioritized_replay_updates_priorities(tiny_config):
     assert trainer.buffer.beta[0, 0] == pytest.approx(1.0)
 
 
-def test_cli_trains_with_replay_prioritized(tmp_path, capsys, monkeypatch):
+def test_cli_trains_with_replay_prioritized(tmp_path, capsys, built_trainers):
     from ddpglab.cli import main
     from ddpglab.config import load_config
     from ddpglab.replay import PrioritizedReplay
-    from ddpglab.trainer import Trainer
 
-    made: list[Trainer] = []  # the Trainer the CLI builds, to look at the buffer it used
-    build = Trainer.__init__
-
-    def recording_init(self, *args, **kwargs):
-        build(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(Trainer, "__init__", recording_init)
     argv = ["train", "--replay", "prioritized", "--episodes", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
     argv += ["--set", "replay.prioritized.alpha=0.5", "--set", "replay.prioritized.beta0=0.3"]
@@ -231,7 +222,7 @@ def test_cli_trains_with_replay_prioritized(tmp_path, capsys, monkeypatch):
     assert (recorded.prioritized.alpha, recorded.prioritized.beta0) == (0.5, 0.3)
     assert recorded.prioritized.eps == 0.001
     # ... and trained with it: a prioritized buffer holding those options, beta annealed to 1.
-    (trainer,) = made
+    (trainer,) = built_trainers
     buf = trainer.buffer
     assert type(buf) is PrioritizedReplay
     assert (buf.alpha, buf.beta0, buf.eps) == (0.5, 0.3, 0.001)

@@ -248,21 +248,12 @@ def test_any_interleaving_of_adds_samples_and_windows_keeps_the_bins_consistent(
         assert (buf.active == min(buf.size, window)).all()
 
 
-def test_cli_trains_with_replay_softmax(tmp_path, capsys, monkeypatch):
+def test_cli_trains_with_replay_softmax(tmp_path, capsys, built_trainers):
     import json
     import sqlite3
 
     from ddpglab.cli import main
-    from ddpglab.trainer import Trainer
 
-    made: list[Trainer] = []  # the Trainer the CLI builds, to look at the buffer it used
-    build = Trainer.__init__
-
-    def recording_init(self, *args, **kwargs):
-        build(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(Trainer, "__init__", recording_init)
     argv = ["train", "--replay", "softmax", "--episodes", "2", "--quiet", "--seeds", "2"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
     argv += ["--set", "replay.softmax.beta=0.05", "--out", str(tmp_path / "run")]
@@ -276,7 +267,7 @@ def test_cli_trains_with_replay_softmax(tmp_path, capsys, monkeypatch):
         replay = json.loads(text)["replay"]
         assert replay["kind"] == "softmax" and replay["softmax"]["beta"] == 0.05
     # ... and the members trained on a softmax buffer at that temperature (default: 1).
-    (trainer,) = made
+    (trainer,) = built_trainers
     assert type(trainer.buffer) is SoftmaxReplay
     assert trainer.buffer.beta == 0.05
     bad = ["train", "--replay", "softmax", "--set", "replay.softmax.beta=0"]

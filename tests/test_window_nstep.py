@@ -279,21 +279,12 @@ def check_fifos(buf, model: Model, capacity: int) -> None:
 
 @pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
 def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
-    kind, tmp_path, capsys, monkeypatch
+    kind, tmp_path, capsys, built_trainers
 ):
     from ddpglab.cli import main
     from ddpglab.config import load_config
     from ddpglab.replay import STRATEGIES
-    from ddpglab.trainer import Trainer
 
-    made: list[Trainer] = []  # the Trainer the CLI builds, to look at the buffer it used
-    build = Trainer.__init__
-
-    def recording_init(self, *args, **kwargs):
-        build(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(Trainer, "__init__", recording_init)
     argv = ["train", "--replay", kind, "--episodes", "2", "--seeds", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=40"]
     argv += ["--set", "replay.n_step=3", "--set", "replay.window.schedule=exponential"]
@@ -309,7 +300,7 @@ def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
         20,
     )
     # The buffer trained on is that strategy, summing 3 rewards, its window shrunk to the end.
-    (trainer,) = made
+    (trainer,) = built_trainers
     buf = trainer.buffer
     assert type(buf) is STRATEGIES[kind]
     assert buf.n_step == 3

@@ -147,12 +147,21 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def _connect_existing(path: str | Path) -> sqlite3.Connection | None:
+    """A connection to an existing database file, None if there is none (never creates
+    one). Read-write, since a read-only reader of a WAL store leaves its -wal and -shm
+    files behind; the callers below only read."""
+    try:
+        return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return None
+
+
 def read_study(path: str | Path) -> dict[str, Any] | None:
     """The study recorded in an existing store file (see :meth:`ResultsStore.study`), without
     changing the file; None if it holds no study (a ``ddpglab train`` store, say)."""
-    try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
-    except sqlite3.OperationalError:  # no such file: never create one here
+    conn = _connect_existing(path)
+    if conn is None:
         return None
     try:
         return _study_row(conn)
@@ -166,9 +175,8 @@ def is_results_store(path: str | Path) -> bool:
     """Whether an existing file is a ddpglab store (it has ``runs`` and ``episodes``
     tables), looked at without changing it: opening a :class:`ResultsStore` would add our
     tables to someone else's database."""
-    try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
-    except sqlite3.OperationalError:
+    conn = _connect_existing(path)
+    if conn is None:
         return False
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
@@ -183,11 +191,9 @@ def is_empty_store(path: str | Path) -> bool:
     """Whether an existing file is a store that records nothing: no tables at all, or a
     ``runs`` table without rows (what a process killed while creating it leaves). False for
     any other file, an SQLite database of someone else's or not a database at all. Never
-    creates the file; opened read-write like :func:`read_study`, since a read-only reader of
-    a WAL store leaves its -wal and -shm files behind."""
-    try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
-    except sqlite3.OperationalError:
+    creates the file."""
+    conn = _connect_existing(path)
+    if conn is None:
         return False
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
