@@ -231,6 +231,7 @@ def test_address_without_the_ray_backend_is_refused(tmp_path, capsys):
     argv = ["tune", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"), "--address", "auto"]
     rc, _, err = run_cli(argv, capsys)
     assert rc == 2 and "--backend ray" in err
+    assert not (tmp_path / "o").exists()  # refused before the folder is made
 
 
 # -- pieces ------------------------------------------------------------------------------------

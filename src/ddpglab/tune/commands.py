@@ -46,8 +46,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ddpglab.tune.search import run_search
     from ddpglab.tune.spec import load_search
 
-    if args.address is not None and args.backend != "ray":
-        raise ConfigError("--address needs --backend ray")
     try:
         import optuna  # noqa: F401
     except ImportError:

@@ -340,6 +340,4 @@ def make_pool(backend: str, workers: int, threads: int, address: str | None) -> 
         from ddpglab.tune.ray_pool import RayPool
 
         return RayPool(workers, threads, address)
-    if address is not None:
-        raise ConfigError("--address needs --backend ray")
     return _LocalPool(workers)
