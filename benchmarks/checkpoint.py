@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddpglab.checkpoint import load_state
 from ddpglab.config import load_config
-from ddpglab.trainer import Trainer, train
+from ddpglab.run_folder import train
+from ddpglab.state_files import load_state
+from ddpglab.training import Trainer
 
 
 def peak_rss_mib() -> float:

@@ -33,10 +33,10 @@ from walker_outcomes import outcome_name
 
 def critic_rows(state_path: Path, episodes: int, reset_seed: int) -> list[str]:
     """One Markdown row per member of the saved run: Q(s_0) against what mu earns."""
-    from ddpglab.checkpoint import load_state
     from ddpglab.config import validate
     from ddpglab.report.enjoy import find_policy, play_episodes
-    from ddpglab.trainer import Trainer
+    from ddpglab.state_files import load_state
+    from ddpglab.training import Trainer
 
     state = load_state(state_path)
     config = validate(state["config"])

@@ -122,7 +122,7 @@ def time_updates(agent, batch, updates: int) -> float:
 
 def time_trainer(config, steps: int) -> float:
     """Seconds per lockstep env step of the whole trainer, updates included."""
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     summary = Trainer(config).run()
     return summary.wall_s / steps

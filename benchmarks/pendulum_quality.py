@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ddpglab.config import load_config
-from ddpglab.trainer import train
+from ddpglab.run_folder import train
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ def part_a(ops: int) -> list[dict]:
 def training_steps_per_s(kind: str, steps: int, threads: int) -> float:
     """Env steps/s of the trainer with its buffer pre-filled to 1e6 transitions."""
     from ddpglab.config import load_config
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     config = load_config(
         "pendulum-2023",

@@ -27,10 +27,10 @@ def measure_ddpglab(
     preset: str = "pendulum-2023",
     overrides: dict | None = None,
 ) -> float:
-    """Member env steps per second of ``ddpglab.trainer.train`` on ``preset`` (with
+    """Member env steps per second of ``ddpglab.run_folder.train`` on ``preset`` (with
     ``overrides``), no evaluations or checkpoints."""
     from ddpglab.config import load_config
-    from ddpglab.trainer import train
+    from ddpglab.run_folder import train
 
     config = load_config(
         preset,

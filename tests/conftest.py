@@ -47,7 +47,7 @@ def tiny_config():
 def built_trainers(monkeypatch):
     """The Trainers built while the test runs (e.g. by the CLI), in order: to look at the
     buffer and agent a command line really trained with."""
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     made: list[Trainer] = []
     build = Trainer.__init__

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpglab.store import ResultsStore
+from ddpglab.store import EpisodeRow, ResultsStore
 
 
 @dataclass
@@ -35,11 +35,19 @@ def make_store(folder: Path, runs: list[SyntheticRun]) -> Path:
                 if threshold is not None and np.isnan(threshold):
                     threshold = None
                 row = (run_id, i + 1, float(ret), 200, 200 * (i + 1), 0.1, 0.5, 1.0, threshold)
-                rows.append((*row, 0, None, None))
+                rows.append(EpisodeRow(*row, 0, None, None))
             store.add_episodes(rows)
             if run.status != "running":
                 store.finish_run(run_id, run.status, "boom" if run.status == "failed" else None)
     return folder
+
+
+def episode_rows(returns: list[tuple[int, int, float]]) -> list[EpisodeRow]:
+    """Full episode rows from (run_id, episode, return): 200-step episodes, nothing else known."""
+    return [
+        EpisodeRow(run_id, episode, ret, 200, 200 * episode, 0.1, None, None, None, 0, None, None)
+        for run_id, episode, ret in returns
+    ]
 
 
 def learning_curve(seed: int, episodes: int, slope: float, start: float = -1400.0) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from cli_support import assert_refused, run_cli
 from report_support import SyntheticRun, learning_curve, make_store
 
-from ddpglab.trainer import train
+from ddpglab.run_folder import train
 
 STEPS = 12  # per episode: a segment has the reset frame and one per step
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from cli_support import FAST, assert_refused, run_cli
 
-from ddpglab.checkpoint import load_state, save_state
 from ddpglab.config import ConfigError, load_config
 from ddpglab.machine import training_device
 from ddpglab.replay import make_buffer
-from ddpglab.trainer import Trainer
+from ddpglab.state_files import load_state, save_state
+from ddpglab.training import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -14,7 +14,7 @@ from cli_support import run_cli
 from ddpglab.envs import make_env, rescale_action
 from ddpglab.report.animate import load_actor
 from ddpglab.report.enjoy import find_policy, play_episodes
-from ddpglab.trainer import train
+from ddpglab.run_folder import train
 
 STEPS = 20
 

@@ -9,7 +9,7 @@ files, names too long, an ``--out`` that is a file, below a file, in a read-only
 holding another run) get the same check.
 
 The seam that keeps valid input from training: ``cmd_train`` imports
-``ddpglab.trainer.train`` when it runs and calls it after every check (config, env,
+``ddpglab.run_folder.train`` when it runs and calls it after every check (config, env,
 replay memory, ``--out`` prepared); ``run_study`` checks the spec, ``--out``, every
 variant's env and replay memory, creates ``--out`` and then enters
 ``ddpglab.study.runner._locked(out)`` before its first write. The stand-ins for those two
@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+import ddpglab.run_folder
 import ddpglab.study.runner
-import ddpglab.trainer
 from ddpglab.cli import main
 from ddpglab.config import Config, preset_names
 from ddpglab.study.spec import (
@@ -85,7 +85,7 @@ def stop_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
         yield  # a generator, as the real context manager is
 
     # raising=True (the default) fails the test if a seam is renamed away
-    monkeypatch.setattr(ddpglab.trainer, "train", train_stand_in)
+    monkeypatch.setattr(ddpglab.run_folder, "train", train_stand_in)
     monkeypatch.setattr(ddpglab.study.runner, "_locked", locked_stand_in)
 
 

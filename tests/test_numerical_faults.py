@@ -15,7 +15,7 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from ddpglab.agent import clip_grad_norm_per_member
 from ddpglab.store import ResultsStore
-from ddpglab.trainer import Trainer
+from ddpglab.training import Trainer
 
 POISON_AT = 20  # the env step (of its first episode) at which the reward turns NaN
 

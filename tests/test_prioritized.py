@@ -195,7 +195,7 @@ def test_state_dict_round_trip_continues_sampling_identically():
 
 
 def test_training_with_prioritized_replay_updates_priorities(tiny_config):
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     trainer = Trainer(tiny_config(**{"replay.kind": "prioritized", "train.episodes": 2}))
     summary = trainer.run()

@@ -25,9 +25,10 @@ import pytest
 import yaml
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from ddpglab.checkpoint import load_state, save_state
 from ddpglab.config import load_config
-from ddpglab.trainer import STATE_FILE, train
+from ddpglab.run_folder import train
+from ddpglab.state_files import load_state, save_state
+from ddpglab.training import STATE_FILE
 
 HERE = Path(__file__).resolve().parent
 STOP_AT = "DDPGLAB_TEST_STOP_AT_STEP"
@@ -282,7 +283,7 @@ def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
 def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
     tmp_path, monkeypatch, capsys
 ):
-    import ddpglab.checkpoint
+    import ddpglab.state_files
     from ddpglab.cli import main
 
     real_savez, calls = np.savez, []
@@ -294,7 +295,7 @@ def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
             raise OSError(28, "No space left on device")
         real_savez(handle, **arrays)
 
-    monkeypatch.setattr(ddpglab.checkpoint.np, "savez", disk_full_on_second_save)
+    monkeypatch.setattr(ddpglab.state_files.np, "savez", disk_full_on_second_save)
     out = tmp_path / "run"
     overrides = ["--set", "train.state_every=1", "--set", "env.max_episode_steps=30"]
     argv = ["train", "--set", "agent.hidden=[32,32]", *overrides, "--episodes", "4"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ddpglab import store
+from ddpglab import provenance, store
 from ddpglab.store import ResultsStore
 
 MEMBERS = 24  # runs per round of the writer, like the seeds of one training
@@ -164,9 +164,9 @@ def test_sigkill_at_random_moments_leaves_whole_episodes(tmp_path):
 @pytest.fixture
 def fresh_git_commit():
     """git_commit() is cached per process: start and end each test with a clear cache."""
-    store.git_commit.cache_clear()
+    provenance.git_commit.cache_clear()
     yield
-    store.git_commit.cache_clear()
+    provenance.git_commit.cache_clear()
 
 
 def checkout_head() -> str | None:
@@ -243,12 +243,12 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
     ],
 )
 def test_git_commit_lookup(monkeypatch, fresh_git_commit, git_run, expected):
-    monkeypatch.setattr(store.subprocess, "run", git_run)
-    assert store.git_commit() == expected
+    monkeypatch.setattr(provenance.subprocess, "run", git_run)
+    assert provenance.git_commit() == expected
 
 
 def test_failed_git_lookup_records_null(tmp_path, monkeypatch, fresh_git_commit):
-    monkeypatch.setattr(store.subprocess, "run", raising(FileNotFoundError("git")))
+    monkeypatch.setattr(provenance.subprocess, "run", raising(FileNotFoundError("git")))
     with ResultsStore(tmp_path / "results.sqlite") as st:
         st.add_run("Pendulum-v1", 0, {})
         (run,) = st.runs()
@@ -269,7 +269,7 @@ def test_store_without_git_commit_column_is_migrated(tmp_path, fresh_git_commit,
     )
     conn.commit()
     conn.close()
-    monkeypatch.setattr(store.subprocess, "run", fake_git(status=f"# branch.oid {SHA}\n"))
+    monkeypatch.setattr(provenance.subprocess, "run", fake_git(status=f"# branch.oid {SHA}\n"))
     with ResultsStore(path) as st:
         st.add_run("Pendulum-v1", 1, {})
         runs = st.runs()

@@ -153,7 +153,7 @@ def test_training_records_each_episodes_threshold_in_the_store(tmp_path, capsys)
 
 
 def test_uniform_runs_store_no_threshold(tiny_config, tmp_path):
-    from ddpglab.trainer import train
+    from ddpglab.run_folder import train
 
     train(tiny_config(**{"train.episodes": 1}), out=tmp_path)
     with sqlite3.connect(tmp_path / "results.sqlite") as db:

@@ -224,7 +224,7 @@ def test_cli_help_states_the_defaults_write_report_uses(capsys):
 def test_a_trained_run_gets_the_episode_diagnostics_figure(tmp_path, tiny_config, study):
     """Episode length, termination share and Q(s_0) against the discounted return, drawn
     only where the store recorded them (the synthetic study above did not)."""
-    from ddpglab.trainer import train
+    from ddpglab.run_folder import train
 
     folder = tmp_path / "run"
     train(tiny_config(**{"train.seeds": [0, 1], "train.episodes": 4}), out=folder)

@@ -28,8 +28,8 @@ import yaml
 from cli_support import assert_refused, run_cli
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from ddpglab.checkpoint import load_state
 from ddpglab.cli import main
+from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
 from ddpglab.study.local_backend import death_reason

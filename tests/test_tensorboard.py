@@ -10,7 +10,7 @@ import yaml
 from cli_support import FAST, assert_refused, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ddpglab.store import ResultsStore
+from ddpglab.store import EpisodeRow, ResultsStore
 from ddpglab.tensorboard import TensorBoardStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,9 @@ def test_a_rerun_member_replaces_its_old_events(tmp_path):
         for ret in (-100.0, -50.0):  # the first attempt, then its rerun
             logged = TensorBoardStore(store, tmp_path / "tensorboard")
             run_id = store.add_run("Pendulum-v1", 0, {}, "uniform")
-            logged.add_episodes([(run_id, 1, ret, 200, 200, 0.1, None, None, None, 0, None, None)])
+            logged.add_episodes(
+                [EpisodeRow(run_id, 1, ret, 200, 200, 0.1, None, None, None, 0, None, None)]
+            )
             logged.finish_run(run_id, "done")
     assert scalars(tmp_path / "tensorboard" / "uniform" / "seed0") == {
         "episode/return": [(200, -50.0)],

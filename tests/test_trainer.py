@@ -14,8 +14,10 @@ import torch
 from ddpglab.noise import OrnsteinUhlenbeckNoise
 from ddpglab.replay import ReplayBuffer
 from ddpglab.replay.storage import host_view
+from ddpglab.run_folder import train
 from ddpglab.store import ResultsStore
-from ddpglab.trainer import Trainer, TrainSummary, train
+from ddpglab.summary import TrainSummary
+from ddpglab.training import Trainer
 
 # A short random warm-up too, so the random-action streams are covered as well.
 WARMUP = {"agent.learning_starts": 20}

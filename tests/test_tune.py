@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 from cli_support import run_cli
+from report_support import episode_rows
 
-from ddpglab.checkpoint import folder_lock
 from ddpglab.cli import main
 from ddpglab.config import ConfigError, load_config
+from ddpglab.run_control import folder_lock
 from ddpglab.tune.search import (
     STORAGE,
     open_search,
@@ -258,14 +259,14 @@ def test_scores_are_reported_every_n_episodes_and_pruning_waits_for_prune_after(
     task = TrialTask("", "", 0, {}, last=2, report_every=2, prune_after=4, prune=True, episodes=6)
     trial = FakeTrial(prune_from=2)  # the pruner would stop it at once; prune_after holds it
     reporter = ScoreReporter(task, trial, seeds=2)
-    reporter.add_episodes([(0, 1, -10.0), (1, 1, -20.0)])
+    reporter.add_episodes(episode_rows([(0, 1, -10.0), (1, 1, -20.0)]))
     assert trial.reports == []
-    reporter.add_episodes([(0, 2, -6.0), (1, 2, -8.0)])  # both seeds at episode 2
+    reporter.add_episodes(episode_rows([(0, 2, -6.0), (1, 2, -8.0)]))  # both seeds at episode 2
     assert trial.reports == [((-8.0 + -14.0) / 2, 2)]
-    reporter.add_episodes([(0, 3, -2.0)])
-    reporter.add_episodes([(1, 3, -2.0), (0, 4, 0.0)])
+    reporter.add_episodes(episode_rows([(0, 3, -2.0)]))
+    reporter.add_episodes(episode_rows([(1, 3, -2.0), (0, 4, 0.0)]))
     with pytest.raises(TrialPruned):
-        reporter.add_episodes([(1, 4, -4.0)])
+        reporter.add_episodes(episode_rows([(1, 4, -4.0)]))
     assert trial.reports[-1] == ((-1.0 + -3.0) / 2, 4)
 
 
@@ -273,8 +274,8 @@ def test_a_trial_that_spent_its_budget_is_never_pruned():
     task = TrialTask("", "", 0, {}, last=1, report_every=1, prune_after=1, prune=True, episodes=2)
     trial = FakeTrial(prune_from=2)  # the pruner would stop it at its last score
     reporter = ScoreReporter(task, trial, seeds=1)
-    reporter.add_episodes([(0, 1, -3.0)])
-    reporter.add_episodes([(0, 2, -1.0)])  # no TrialPruned: the trial is complete
+    reporter.add_episodes(episode_rows([(0, 1, -3.0)]))
+    reporter.add_episodes(episode_rows([(0, 2, -1.0)]))  # no TrialPruned: the trial is complete
     assert trial.reports == [(-3.0, 1), (-1.0, 2)]
 
 

@@ -6,6 +6,7 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from report_support import episode_rows
 
 from ddpglab.tune.trial import ScoreReporter, TrialPruned, TrialTask, make_pruner, median_prune
 
@@ -76,9 +77,13 @@ def test_reporter_prunes_a_trial_that_collapses_after_a_good_start():
     study = study_with_peers()
     trial = study.ask()
     reporter = ScoreReporter(task, trial, seeds=1)
-    reporter.add_episodes([(0, 1, -114.3)])  # best of all at episode 1, before prune_after
+    reporter.add_episodes(
+        episode_rows([(0, 1, -114.3)])
+    )  # best of all at episode 1, before prune_after
     with pytest.raises(TrialPruned, match="episode 2"):
-        reporter.add_episodes([(0, 2, -136.3)])  # below the median -134.2 at episode 2
+        reporter.add_episodes(
+            episode_rows([(0, 2, -136.3)])
+        )  # below the median -134.2 at episode 2
     # intermediate values still reach Optuna (history plots use them)
     assert study.trials[-1].intermediate_values == {1: -114.3, 2: -136.3}
 
@@ -87,11 +92,11 @@ def test_reporter_keeps_a_trial_above_the_median_and_one_without_enough_peers():
     task = TrialTask("", "", 0, {}, last=1, report_every=1, prune_after=2, prune=True, episodes=4)
     study = study_with_peers()
     reporter = ScoreReporter(task, study.ask(), seeds=1)
-    reporter.add_episodes([(0, 1, -114.3)])
-    reporter.add_episodes([(0, 2, -130.0)])  # above the median: goes on
+    reporter.add_episodes(episode_rows([(0, 1, -114.3)]))
+    reporter.add_episodes(episode_rows([(0, 2, -130.0)]))  # above the median: goes on
     lonely = optuna.create_study(direction="maximize", pruner=make_pruner(True))
     for late in PEERS[:2]:
         lonely.add_trial(completed({1: -200.0, 2: late}))
     reporter = ScoreReporter(task, lonely.ask(), seeds=1)
-    reporter.add_episodes([(0, 1, -114.3)])
-    reporter.add_episodes([(0, 2, -1000.0)])  # 2 peers < 3: no pruning yet
+    reporter.add_episodes(episode_rows([(0, 1, -114.3)]))
+    reporter.add_episodes(episode_rows([(0, 2, -1000.0)]))  # 2 peers < 3: no pruning yet

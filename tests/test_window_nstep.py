@@ -316,7 +316,7 @@ def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
 
 
 def test_the_trainer_moves_the_window_to_its_end_over_the_budget(tiny_config):
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     window = {"replay.window.schedule": "linear", "replay.window.start": 60}
     config = tiny_config(**window, **{"replay.window.end": 20, "replay.capacity": 100})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -48,20 +47,6 @@ CONFIG_OPTIONS = {
     **{name: f"--{name}" for name in ("episodes", "steps")},
     "overrides": "--set",
 }
-
-# What a finished or running ``ddpglab train`` leaves in its output folder.
-RUN_ARTIFACTS = (
-    "results.sqlite",
-    "results.sqlite-wal",
-    "results.sqlite-shm",
-    "config.yaml",
-    "summary.json",
-    "curve.png",
-    "checkpoints",
-    "tensorboard",
-    "state.npz",
-    "state.npz.tmp",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,25 +150,6 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
     return load_config(preset, args.config, overrides)
 
 
-def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds another run unless ``overwrite``; then clear its artifacts."""
-    try:  # even looking at the path can fail: a name longer than the file system allows
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} exists and is not a folder")
-        present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
-        if present and not overwrite:
-            raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
-        for name in present:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
-
-
 def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
     """The config of the unfinished run in ``--out``, and whether it has a state to resume
     from (without one, it starts over)."""
@@ -195,7 +161,7 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
         raise ConfigError(f"--resume: no run to resume in {args.out} (no config.yaml)")
     if (args.out / "summary.json").exists():
         raise ConfigError(f"--resume: the run in {args.out} has finished")
-    from ddpglab.trainer import STATE_FILE
+    from ddpglab.training.state import STATE_FILE
 
     return load_config(None, config_file), (args.out / STATE_FILE).is_file()
 
@@ -203,7 +169,7 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.envs import make_env
     from ddpglab.machine import check_buffer_fits, training_device
-    from ddpglab.trainer import train
+    from ddpglab.run_folder import prepare_out_dir, train
 
     if args.resume:
         config, has_state = resume_train_config(args)

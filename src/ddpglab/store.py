@@ -21,16 +21,15 @@ Migration: stores written before ``runs.git_commit`` or the episodes' ``terminat
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import platform
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from ddpglab.provenance import git_commit, library_versions
 
 SCHEMA = """
 BEGIN;
@@ -89,62 +88,6 @@ COMMIT;
 """
 
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another connection's lock
-
-
-@functools.cache
-def git_commit() -> str | None:
-    """The commit of the git checkout that ddpglab's source is in, computed once per process.
-
-    ``"<40 hex digits>-dirty"`` when tracked files under the package folder
-    (``src/ddpglab``) differ from that commit, so a run made from edited code says so;
-    untracked files and changes elsewhere in the checkout (tests, docs) do not count. None
-    when git is missing, slow (over 5 s), the package is not tracked in a checkout (an
-    installed wheel, or a copy inside some other repository's ignored folder) or the
-    checkout has no commit yet.
-    """
-    package = Path(__file__).resolve().parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["LC_ALL"] = "C"
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(package), *args],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-            env=env,
-        ).stdout
-
-    try:
-        if not git("ls-files", "--", "__init__.py").strip():
-            return None  # not tracked here: the enclosing repository is not ddpglab's
-        status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no", "--", ".")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = status.splitlines()
-    head = next((ln.split()[2] for ln in lines if ln.startswith("# branch.oid ")), None)
-    if head is None or head == "(initial)":
-        return None
-    dirty = any(not ln.startswith("#") for ln in lines)
-    return head + ("-dirty" if dirty else "")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape a run's numbers."""
-    import gymnasium
-    import numpy
-    import torch
-
-    import ddpglab
-
-    return {
-        "python": platform.python_version(),
-        "ddpglab": ddpglab.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "gymnasium": gymnasium.__version__,
-    }
 
 
 def _connect_existing(path: str | Path) -> sqlite3.Connection | None:
@@ -211,20 +154,26 @@ def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return None if row is None else dict(zip(("name", "spec_json", "spec_hash"), row, strict=True))
 
 
-#: An episode row, in the order ``add_episodes`` takes it.
-EPISODE_COLUMNS = (
-    "run_id",
-    "episode",
-    "return",
-    "length",
-    "env_steps",
-    "wall_s",
-    "critic_loss",
-    "mean_q",
-    "threshold",
-    "terminated",
-    "q_start",
-    "discounted_return",
+class EpisodeRow(NamedTuple):
+    """One finished episode of one member, as a row of the ``episodes`` table."""
+
+    run_id: int
+    episode: int  # 1 for the member's first episode
+    episode_return: float  # the column ``return`` (a Python keyword)
+    length: int  # env steps in the episode
+    env_steps: int  # the member's env steps so far, this episode included
+    wall_s: float  # seconds since training started
+    critic_loss: float | None  # mean over the episode's updates; None before any
+    mean_q: float | None  # mean Q(s, a) over the episode's updates; None before any
+    threshold: float | None  # stratified replay: the return threshold it was judged by
+    terminated: int | None  # 1: ended by the env (e.g. a fall); 0: by the time limit
+    q_start: float | None  # the critic's Q(s_0, mu(s_0)) when the episode began
+    discounted_return: float | None  # sum_t gamma^t r_t (+ gamma^T Q(s_T) at a time limit)
+
+
+#: The ``episodes`` columns, in :class:`EpisodeRow`'s order.
+EPISODE_COLUMNS = tuple(
+    "return" if field == "episode_return" else field for field in EpisodeRow._fields
 )
 
 #: Columns added after the first schema: (table, column, type), added on open if missing.
@@ -366,9 +315,8 @@ class ResultsStore:
                 (status, error, time.time(), run_id),
             )
 
-    def add_episodes(self, rows: Iterable[tuple]) -> None:
-        """Insert rows of :data:`EPISODE_COLUMNS`, all in one transaction: after a crash,
-        all of them or none."""
+    def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:
+        """Insert the episodes, all in one transaction: after a crash, all of them or none."""
         marks = ", ".join("?" * len(EPISODE_COLUMNS))
         with self.conn:
             self.conn.executemany(

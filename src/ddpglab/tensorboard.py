@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from ddpglab.config import ConfigError
-from ddpglab.store import ResultsStore
+from ddpglab.store import EpisodeRow, ResultsStore
 
 LOG_DIR = "tensorboard"
 
-# Episode row fields (see ResultsStore.add_episodes) -> TensorBoard tag.
+# EpisodeRow fields -> TensorBoard tag.
 EPISODE_SCALARS = {
-    2: "episode/return",
-    3: "episode/length",
-    6: "learning/critic_loss",
-    7: "learning/q_mean",
-    8: "replay/threshold",
+    "episode_return": "episode/return",
+    "length": "episode/length",
+    "critic_loss": "learning/critic_loss",
+    "mean_q": "learning/q_mean",
+    "threshold": "replay/threshold",
 }
 
 
@@ -87,14 +87,15 @@ class TensorBoardStore:
         self._store.rewind_run(run_id, episodes, env_steps)
         self._resumed_after[run_id] = env_steps
 
-    def add_episodes(self, rows: list[tuple]) -> None:
+    def add_episodes(self, rows: list[EpisodeRow]) -> None:
         """Store the episode rows, then write their non-empty fields as scalars."""
         self._store.add_episodes(rows)
         for row in rows:
-            writer, env_steps = self._writer(row[0]), row[4]
+            writer = self._writer(row.run_id)
             for field, tag in EPISODE_SCALARS.items():
-                if row[field] is not None:
-                    writer.add_scalar(tag, row[field], env_steps)
+                value = getattr(row, field)
+                if value is not None:
+                    writer.add_scalar(tag, value, row.env_steps)
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
         """Store the evaluation, then write its mean return as ``eval/return``."""

@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ddpglab.trainer import TrainSummary
+from ddpglab.summary import TrainSummary
 
 
 def print_summary(summary: TrainSummary, out: Path, last: int = 10) -> None:

@@ -139,8 +139,7 @@ class Driver:
             self._count(args[0], self.budget)  # the rest of a failed run will not come
         elif method == "add_episodes":
             for row in args[0]:
-                run_id, episode, env_steps = row[0], row[1], row[4]
-                self._count(run_id, env_steps if self.by_steps else episode)
+                self._count(row.run_id, row.env_steps if self.by_steps else row.episode)
 
     def _count(self, run_id: int, units: int) -> None:
         gained = max(0, min(units, self.budget) - self.units[run_id])

@@ -26,7 +26,7 @@ def worker_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ddpglab.study.worker", "ddpglab.trainer"])
+    ctx.set_forkserver_preload(["ddpglab.study.worker", "ddpglab.training.loop"])
     return ctx
 
 

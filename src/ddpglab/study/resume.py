@@ -18,8 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ddpglab.checkpoint import load_state
 from ddpglab.config import Config, ConfigError, same_run_config
+from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study.plan import Job
 from ddpglab.study.spec import Study, Variant

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddpglab.checkpoint import folder_lock, handle_stop_signals, write_text_atomic
 from ddpglab.config import ConfigError
+from ddpglab.run_control import folder_lock, handle_stop_signals
+from ddpglab.state_files import write_text_atomic
 from ddpglab.store import ResultsStore, is_empty_store, read_study
 from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Backend, Driver, RunInfo

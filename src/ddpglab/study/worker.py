@@ -1,7 +1,7 @@
 """The worker: trains one job and reports every store write to the driver.
 
 The driver is the only writer of ``results.sqlite``. A worker hands its
-:class:`~ddpglab.trainer.Trainer` a :class:`StoreProxy` whose methods send each write as a
+:class:`~ddpglab.training.loop.Trainer` a :class:`StoreProxy` whose methods send each write as a
 ``(method, args)`` message the driver applies in arrival order: over a pipe from a local
 worker process (:func:`run_job`), through a Ray queue from a Ray task
 (:mod:`ddpglab.study.ray_backend`); :func:`execute_job` is the part both share.
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import PurePosixPath
 from typing import Any, Protocol
+
+from ddpglab.store import EpisodeRow
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class StoreProxy:
     def rewind_run(self, run_id: int, episodes: int, env_steps: int) -> None:
         self._send("rewind_run", run_id, episodes, env_steps)
 
-    def add_episodes(self, rows: list[tuple]) -> None:
+    def add_episodes(self, rows: list[EpisodeRow]) -> None:
         self._send("add_episodes", list(rows))
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
@@ -89,7 +91,7 @@ def execute_job(task: JobTask, conn: Sender) -> None:
     """
     try:
         from ddpglab.config import Config
-        from ddpglab.trainer import Trainer
+        from ddpglab.training import Trainer
 
         config = Config.model_validate(task.config)
         proxy = StoreProxy(conn, task.run_ids, task.rel_dir)

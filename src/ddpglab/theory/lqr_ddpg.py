@@ -117,7 +117,7 @@ def run_lqr_experiment(
     config: Config, eval_episodes: int = 20, eval_seed: int = 10_000
 ) -> LQRExperiment:
     """Train ``config`` (one member per seed), then compare every member's gain with K*."""
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     check_lqr_config(config)
     probe = make_env(config.env.id, config.env.max_episode_steps)

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ddpglab.checkpoint import write_text_atomic
 from ddpglab.config import to_yaml
+from ddpglab.state_files import write_text_atomic
 from ddpglab.tune.spec import Search
 
 #: Complete trials the importance estimate needs before it means anything.

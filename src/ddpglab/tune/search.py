@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ddpglab.checkpoint import folder_lock
 from ddpglab.config import ConfigError
+from ddpglab.run_control import folder_lock
 from ddpglab.tune.spec import Search
 from ddpglab.tune.trial import TrialOutcome, TrialTask, make_pruner, run_trial
 

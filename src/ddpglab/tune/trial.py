@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ddpglab.store import EpisodeRow
+
 MIN_PEERS = 3  # completed trials with a score at the step before any pruning
 
 
@@ -61,10 +63,9 @@ class ScoreReporter:
         self.reported = 0  # the latest episode scored
         self.failure: str | None = None
 
-    def add_episodes(self, rows: list[tuple]) -> None:
-        for row in rows:
-            seed_index = row[0]
-            self.returns[seed_index].append(float(row[2]))
+    def add_episodes(self, rows: list[EpisodeRow]) -> None:
+        for row in rows:  # each row's run id is its member's index (see run_trial)
+            self.returns[row.run_id].append(float(row.episode_return))
         episode = min(len(r) for r in self.returns)
         every = self.task.report_every
         if episode // every > self.reported // every:
@@ -95,7 +96,7 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     import optuna
 
     from ddpglab.config import Config
-    from ddpglab.trainer import Trainer
+    from ddpglab.training import Trainer
 
     try:
         study = optuna.load_study(
@@ -108,7 +109,7 @@ def run_trial(task: TrialTask) -> TrialOutcome:
         reporter = ScoreReporter(task, trial, len(config.train.seeds))
         trainer = Trainer(config, store=reporter)  # type: ignore[arg-type]
         # Registered runs already: no add_run, and each row's run id is its member's index.
-        trainer.run_ids = list(range(len(config.train.seeds)))
+        trainer.recorder.run_ids = list(range(len(config.train.seeds)))
         trainer.run()
     except TrialPruned:
         value = objective_value([r[: reporter.reported] for r in reporter.returns], task.last)

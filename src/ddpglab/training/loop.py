@@ -1,4 +1,4 @@
-"""The training loop: act, step, store, learn, log, evaluate, checkpoint.
+"""The training loop: act, step, store, learn, record, evaluate, save state.
 
 K members (one per seed) run in lockstep: one batched actor forward picks every member's
 action, each member steps its own env, and one batched update trains all members at
@@ -7,13 +7,9 @@ once. Member k's numbers depend on its own seed only.
 
 from __future__ import annotations
 
-import json
-import math
-import signal
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +17,33 @@ import numpy as np
 import torch
 
 from ddpglab.agent import DDPGAgent
-from ddpglab.checkpoint import handle_stop_signals, load_state, save_state, write_text_atomic
-from ddpglab.config import Config, ConfigError, same_run_config
+from ddpglab.config import Config, ConfigError
 from ddpglab.envs import MemberEnvs
 from ddpglab.evaluation import MemberEvaluator
 from ddpglab.machine import check_buffer_fits, training_device
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
 from ddpglab.replay import make_buffer
-from ddpglab.seeding import member_rngs, rng_states, set_rng_states
-from ddpglab.store import ResultsStore
+from ddpglab.run_control import handle_stop_signals
+from ddpglab.seeding import member_rngs
+from ddpglab.state_files import load_state, save_state
+from ddpglab.store import EpisodeRow, ResultsStore
 from ddpglab.summary import LearningStats, MemberSummary, TrainSummary, ValueTracker
-
-STATE_FILE = "state.npz"
-STATE_FORMAT = 1
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped training, after the full state was saved."""
-
-    def __init__(self, signum: int, state_path: Path | None):
-        self.signum, self.state_path = signum, state_path
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+from ddpglab.training.faults import (
+    env_output_finite,
+    fault_message,
+    finite_or_none,
+    first_nonfinite,
+    zero_nonfinite,
+)
+from ddpglab.training.recorder import Recorder
+from ddpglab.training.state import (
+    STATE_FILE,
+    TrainingInterrupted,
+    full_state,
+    restore_full_state,
+    state_save_due,
+)
 
 
 class Trainer:
@@ -50,8 +51,8 @@ class Trainer:
 
     Args:
         config: a validated :class:`~ddpglab.config.Config`.
-        out_dir: where checkpoints go (``out_dir/checkpoints``); None keeps no checkpoints.
-        store: results store receiving every episode, evaluation and checkpoint; optional.
+        out_dir: where actor files go (``out_dir/checkpoints``); None keeps none.
+        store: results store receiving every episode, evaluation and actor file; optional.
         progress: show a live progress bar (only when stderr is a terminal).
         state_path: where the full training state is saved every ``train.state_every``
             episodes and when SIGINT or SIGTERM stops the run (default
@@ -71,7 +72,6 @@ class Trainer:
         if state_path is None and self.out_dir is not None:
             state_path = self.out_dir / STATE_FILE
         self.state_path = Path(state_path) if state_path is not None else None
-        self.store = store
         self.progress = progress
         self.seeds = list(config.train.seeds)
         if config.train.torch_threads is not None:
@@ -108,22 +108,19 @@ class Trainer:
             self.envs.low,
             self.envs.high,
         )
+        self.recorder = Recorder(config, store, self.out_dir, obs_dim, act_dim)
         k_members = len(self.seeds)
         self.members = [MemberSummary(seed=s) for s in self.seeds]
-        self.run_ids: list[int | None] = [None] * k_members
         # Loop state: which members still spend their budget, and their env steps so far.
         self.active = np.ones(k_members, dtype=bool)
         self.failed = np.zeros(k_members, dtype=bool)  # stopped by a NaN or Inf
         self.env_steps = np.zeros(k_members, dtype=np.int64)
         self.learning = LearningStats(k_members, self.device)
         self.values = ValueTracker(k_members, config.agent.gamma)
-        # env_steps at each member's latest evaluation / checkpoint: never twice per policy.
-        self._evaluated_at = np.full(k_members, -1, dtype=np.int64)
-        self._checkpointed_at = np.full(k_members, -1, dtype=np.int64)
         self.step = 0  # env steps taken in lockstep (each member's budget counts its own)
-        self._state_saved_at = 0  # mean episodes per member at the latest state save
-        self._wall_before = 0.0  # wall time spent before a resume
-        self._start = time.perf_counter()
+        self.state_saved_at = 0  # mean episodes per member at the latest state save
+        self.wall_before = 0.0  # wall time spent before a resume
+        self.started_at = time.perf_counter()
         self._stop_signal: int | None = None
 
     # -- acting ---------------------------------------------------------------------------
@@ -144,79 +141,15 @@ class Trainer:
         each on its own eval env (see :class:`~ddpglab.evaluation.MemberEvaluator`)."""
         return self.evaluator.returns(self.agent.act, members, self.config.train.eval_episodes)
 
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _checkpoint(self, k: int) -> None:
-        member = self.members[k]
-        if self.out_dir is None or self._checkpointed_at[k] == member.env_steps:
-            return
-        self._checkpointed_at[k] = member.env_steps
-        folder = self.out_dir / "checkpoints" / f"seed{member.seed}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"episode{member.episodes:05d}-step{member.env_steps:08d}.pt"
-        self.save_actor(k, path)
-        if self.store is not None:
-            rel = str(path.relative_to(self.out_dir))
-            self.store.add_checkpoint(self.run_ids[k], member.episodes, member.env_steps, rel)
-
     def save_actor(self, k: int, path: Path) -> None:
         """Save member k's actor with what is needed to rebuild and run it."""
-        member = self.members[k]
-        torch.save(
-            {
-                "env_id": self.config.env.id,
-                "seed": member.seed,
-                "episode": member.episodes,
-                "env_steps": member.env_steps,
-                "obs_dim": self.envs.obs_dim,
-                "act_dim": self.envs.act_dim,
-                "hidden": list(self.config.agent.hidden),
-                "actor_kind": self.config.agent.actor,
-                "max_episode_steps": self.config.env.max_episode_steps,
-                "actor": self.agent.actor.member_state(k),
-            },
-            path,
-        )
-
-    def _record_eval(self, members: list[int]) -> None:
-        members = [k for k in members if self._evaluated_at[k] != self.members[k].env_steps]
-        if not members:
-            return
-        for k, returns in self.evaluate(members).items():
-            member = self.members[k]
-            self._evaluated_at[k] = member.env_steps
-            member.eval_return = float(np.mean(returns))
-            if self.store is not None:
-                self.store.add_eval(self.run_ids[k], member.episodes, member.env_steps, returns)
+        self.recorder.write_actor(path, k, self.members[k], self.agent.actor)
 
     # -- full state, to resume from ---------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything the loop needs to continue exactly: networks and optimisers, replay
-        contents and strategy state, noise, every RNG, each env's episode so far, counters."""
-        return {
-            "format": STATE_FORMAT,
-            "config": self.config.model_dump(mode="json"),
-            "step": self.step,
-            "wall_s": time.perf_counter() - self._start,
-            "run_ids": self.run_ids,
-            "members": [asdict(m) for m in self.members],
-            "active": self.active,
-            "failed": self.failed,
-            "env_steps": self.env_steps,
-            "evaluated_at": self._evaluated_at,
-            "checkpointed_at": self._checkpointed_at,
-            "state_saved_at": self._state_saved_at,
-            "learning": self.learning.state_dict(),
-            "values": self.values.state_dict(),
-            "agent": self.agent.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "noise": self.noise.state_dict(),
-            "random_actions": rng_states(self.random_action_rngs),
-            "envs": self.envs.state_dict(),
-            "eval_envs": self.evaluator.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
+        """Everything the loop needs to continue exactly (see :mod:`ddpglab.training.state`)."""
+        return full_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`, on a Trainer freshly made with the same config.
@@ -224,29 +157,7 @@ class Trainer:
         Raises:
             ConfigError: the state belongs to another config or to another ddpglab format.
         """
-        if state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"saved state has format {state.get('format')}, not {STATE_FORMAT}")
-        if not same_run_config(state["config"], self.config.model_dump(mode="json")):
-            raise ConfigError("saved state belongs to a different config")
-        self.step, self._wall_before = int(state["step"]), float(state["wall_s"])
-        self.run_ids = list(state["run_ids"])
-        self.members = [MemberSummary(**m) for m in state["members"]]
-        self.active[...] = state["active"]
-        self.failed[...] = state["failed"]
-        self.env_steps[...] = state["env_steps"]
-        self._evaluated_at[...] = state["evaluated_at"]
-        self._checkpointed_at[...] = state["checkpointed_at"]
-        self._state_saved_at = int(state["state_saved_at"])
-        self.learning.load_state_dict(state["learning"])
-        if "values" in state:  # states saved before per-episode values have none
-            self.values.load_state_dict(state["values"])
-        self.agent.load_state_dict(state["agent"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.noise.load_state_dict(state["noise"])
-        set_rng_states(self.random_action_rngs, state["random_actions"])
-        self.envs.load_state_dict(state["envs"])
-        self.evaluator.load_state_dict(state["eval_envs"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_full_state(self, state)
 
     def save_state(self) -> None:
         """Write :meth:`state_dict` to ``state_path`` atomically (nothing without a path)."""
@@ -263,10 +174,7 @@ class Trainer:
     def rewind_store(self) -> None:
         """After :meth:`resume`: the store forgets what each run recorded after the saved
         state, and a member that a NaN or Inf had stopped stays failed with its message."""
-        for run_id, member, failed in zip(self.run_ids, self.members, self.failed, strict=True):
-            self.store.rewind_run(run_id, member.episodes, member.env_steps)
-            if failed:
-                self.store.finish_run(run_id, "failed", member.error)
+        self.recorder.rewind(self.members, self.failed)
 
     def _signals_stop_the_loop(self) -> AbstractContextManager[None]:
         """SIGINT and SIGTERM end the loop at the end of a step, with the state saved."""
@@ -280,45 +188,28 @@ class Trainer:
 
     def _save_state_when_due(self) -> None:
         """Every ``train.state_every`` episodes per member, on average over members."""
-        every = self.config.train.state_every
-        if not every or self.state_path is None:
+        if self.state_path is None:
             return
-        episodes = sum(m.episodes for m in self.members) // len(self.members)
-        if episodes >= self._state_saved_at + every:
-            self._state_saved_at = episodes - episodes % every
+        saved_at = state_save_due(self.config.train.state_every, self.members, self.state_saved_at)
+        if saved_at is not None:
+            self.state_saved_at = saved_at
             self.save_state()
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> TrainSummary:
         """Train until every member has spent its budget; returns the summary."""
-        cfg = self.config
-        if self.store is not None and self.run_ids[0] is None:
-            resolved = cfg.model_dump(mode="json")
-            # Each member's row holds the config that reproduces it alone: its seed only.
-            self.run_ids = [
-                self.store.add_run(
-                    cfg.env.id, s, {**resolved, "train": {**resolved["train"], "seeds": [s]}}
-                )
-                for s in self.seeds
-            ]
+        self.recorder.register_runs()
         try:
             with self._signals_stop_the_loop():
                 summary = self._loop()
         except BaseException as err:
-            if self.store is not None:
-                reason = f"{type(err).__name__}: {err}".strip()
-                for run_id, failed in zip(self.run_ids, self.failed, strict=True):
-                    if not failed:  # keep the NaN or Inf that stopped it
-                        self.store.finish_run(run_id, "failed", reason)
+            self.recorder.finish_runs(self.failed, error=f"{type(err).__name__}: {err}".strip())
             raise
         finally:
             self.envs.close()
             self.evaluator.close()
-        if self.store is not None:
-            for run_id, failed in zip(self.run_ids, self.failed, strict=True):
-                if not failed:
-                    self.store.finish_run(run_id, "done")
+        self.recorder.finish_runs(self.failed)
         if self.state_path is not None:
             self.state_path.unlink(missing_ok=True)
         return summary
@@ -327,7 +218,7 @@ class Trainer:
         cfg = self.config
         budget_steps = cfg.train.steps
         batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
-        self._start = time.perf_counter() - self._wall_before
+        self.started_at = time.perf_counter() - self.wall_before
         obs = self.envs.obs
         bar = TrainProgress(self.members, cfg.train.episodes, budget_steps, self.progress)
 
@@ -362,14 +253,15 @@ class Trainer:
                 if self.buffer.follows_progress:
                     self.buffer.set_progress(self._progress())
                 if ended.size or step % 1000 == 0:
-                    bar.update(time.perf_counter() - self._start, step, int(self.env_steps.sum()))
+                    elapsed = time.perf_counter() - self.started_at
+                    bar.update(elapsed, step, int(self.env_steps.sum()))
                 if ended.size and self.active.any():
                     self._save_state_when_due()
                 if self._stop_signal is not None:
                     self.save_state()
                     raise TrainingInterrupted(self._stop_signal, self.state_path)
 
-        wall = time.perf_counter() - self._start
+        wall = time.perf_counter() - self.started_at
         total_steps = sum(m.env_steps for m in self.members)
         return TrainSummary(
             env_id=cfg.env.id,
@@ -407,36 +299,31 @@ class Trainer:
             td_error[self.failed] = 0.0  # keeps a failed member's sum tree finite
             self.buffer.update_priorities(batch.indices, td_error)
 
+    # -- faults -----------------------------------------------------------------------------
+
     def _check_finite_env(self, obs: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> None:
         """A non-finite reward or observation fails its member; the values are zeroed in place
         so that replay structures (reward bins, strata) stay finite for every member."""
-        finite = np.isfinite(rewards) & np.isfinite(next_obs).all(axis=1)
+        finite = env_output_finite(next_obs, rewards)
         if finite.all():
             return
         quantities = {"reward": rewards, "observation": np.abs(next_obs).max(axis=1)}
         self._fail_nonfinite(~finite, quantities)
-        for array in (obs, next_obs, rewards):
-            np.nan_to_num(array, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        zero_nonfinite(obs, next_obs, rewards)
 
     def _fail_nonfinite(self, struck: np.ndarray, quantities: dict[str, Any]) -> None:
         """Stop the members ``struck`` (K,) that have not failed yet, naming the first
         non-finite quantity of each; the others go on."""
         for k in np.flatnonzero(struck & ~self.failed):
-            name, value = next(
-                (name, float(values[k]))
-                for name, values in quantities.items()
-                if not math.isfinite(float(values[k]))
-            )
+            name, value = first_nonfinite(quantities, k)
             member = self.members[k]
-            kind = "nan" if math.isnan(value) else "inf"
-            message = (
-                f"member {k} (seed {member.seed}): {name} is {kind} at env step {self.env_steps[k]}"
-            )
+            message = fault_message(k, member.seed, name, value, self.env_steps[k])
             member.error = message
             self.failed[k], self.active[k] = True, False
             print(f"ddpglab: warning: {message}; the other members go on", file=sys.stderr)
-            if self.store is not None:
-                self.store.finish_run(self.run_ids[k], "failed", message)
+            self.recorder.fail_run(k, message)
+
+    # -- episode ends and budgets -------------------------------------------------------------
 
     def _end_episodes(self, ended: np.ndarray, terminated: np.ndarray) -> None:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
@@ -452,24 +339,32 @@ class Trainer:
             member.episodes += 1
             member.env_steps = int(self.env_steps[k])
             member.returns.append(ret)
-            wall = time.perf_counter() - self._start
-            length = int(self.buffer.last_episode_length[k])
-            threshold = self._episode_threshold(k)
-            row = (member.episodes, ret, length, member.env_steps, wall, loss, q, threshold)
-            values = (int(terminated[k]), _finite(self.values.q_start[k]))
-            values += (_finite(self.values.discounted_return[k]),)
-            rows.append((self.run_ids[k], *row, *values))
+            rows.append(
+                EpisodeRow(
+                    run_id=self.recorder.run_ids[k],
+                    episode=member.episodes,
+                    episode_return=ret,
+                    length=int(self.buffer.last_episode_length[k]),
+                    env_steps=member.env_steps,
+                    wall_s=time.perf_counter() - self.started_at,
+                    critic_loss=loss,
+                    mean_q=q,
+                    threshold=self._episode_threshold(k),
+                    terminated=int(terminated[k]),
+                    q_start=finite_or_none(self.values.q_start[k]),
+                    discounted_return=finite_or_none(self.values.discounted_return[k]),
+                )
+            )
             if budget is not None and member.episodes >= budget:
                 finished.append(k)
                 continue
             if eval_every and member.episodes % eval_every == 0:
                 to_eval.append(k)
             if ckpt_every and member.episodes % ckpt_every == 0:
-                self._checkpoint(k)
+                self.recorder.add_actor_file(k, self.members[k], self.agent.actor)
         self.learning.reset(ended)
         self.values.end(ended)
-        if rows and self.store is not None:
-            self.store.add_episodes(rows)
+        self.recorder.add_episodes(rows)
         self._record_eval(to_eval)
         self._finish(finished)
 
@@ -478,65 +373,18 @@ class Trainer:
         thresholds = self.buffer.last_episode_threshold
         return None if thresholds is None else float(thresholds[k])
 
+    def _record_eval(self, members: list[int]) -> None:
+        members = self.recorder.unevaluated(members, self.members)
+        if not members:
+            return
+        for k, returns in self.evaluate(members).items():
+            self.recorder.add_evaluation(k, self.members[k], returns)
+
     def _finish(self, members: list[int]) -> None:
-        """Members that spent their budget: final evaluation and checkpoint, then inactive."""
+        """Members that spent their budget: final evaluation and actor file, then inactive."""
         for k in members:
             self.members[k].env_steps = int(self.env_steps[k])
             self.active[k] = False
         self._record_eval(members)
         for k in members:
-            self._checkpoint(k)
-
-
-def _finite(value: float) -> float | None:
-    """A value for the store: None where it is NaN or infinite."""
-    return float(value) if math.isfinite(value) else None
-
-
-def train(
-    config: Config,
-    out: str | Path | None = None,
-    progress: bool = False,
-    tensorboard: bool = False,
-    resume: bool = False,
-) -> TrainSummary:
-    """Train one member per seed in ``config.train.seeds``; the Python API of ``ddpglab train``.
-
-    With ``out``, writes ``config.yaml``, ``results.sqlite``, ``checkpoints/``, ``curve.png``
-    and ``summary.json`` there (the folder is created; existing run files are not checked,
-    see the CLI for that), and with ``tensorboard`` also each member's scalars in
-    ``out/tensorboard/``. While training, ``out/state.npz`` holds the latest full state;
-    with ``resume``, training continues from it (when present) as if it never stopped,
-    and the store forgets what the runs recorded after it. Without ``out``, nothing is
-    written and only the summary is returned.
-    """
-    if out is None:
-        if tensorboard or resume:
-            raise ConfigError("tensorboard logging and resuming need an output folder")
-        return Trainer(config, progress=progress).run()
-    from ddpglab.config import to_yaml
-    from ddpglab.report.curves import plot_learning_curves
-
-    out = Path(out)
-    # Envs, networks and buffer first: a config the machine cannot hold fails before any file.
-    trainer = Trainer(config, out, progress=progress)
-    resumed = resume and trainer.resume()
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", to_yaml(config))
-    with ResultsStore(out / "results.sqlite") as store:
-        if tensorboard:
-            from ddpglab.tensorboard import LOG_DIR, TensorBoardStore
-
-            trainer.store = TensorBoardStore(store, out / LOG_DIR)
-        else:
-            trainer.store = store
-        if resumed:
-            trainer.rewind_store()
-        try:
-            summary = trainer.run()
-        finally:
-            if tensorboard:
-                trainer.store.close_writers()
-        plot_learning_curves(store, out / "curve.png", title=config.env.id)
-    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
-    return summary
+            self.recorder.add_actor_file(k, self.members[k], self.agent.actor)

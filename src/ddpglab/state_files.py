@@ -1,29 +1,21 @@
-"""Full-state checkpoint files: write atomically, read back exactly; stop signals that
-ask for one.
+"""Full training-state files and small text files, written atomically and read back exactly.
 
-A checkpoint is one uncompressed ``.npz`` file. Every numpy array of the state is its own
+A state file is one uncompressed ``.npz`` file. Every numpy array of the state is its own
 entry, which numpy writes in chunks, so saving a 1e6-transition replay buffer needs no
 second copy of it in memory. Everything else (tensors, RNG states, counters, lists) goes in
 one more entry, ``__state__``: a ``torch.save`` blob in which each array is replaced by a
 reference to its entry. The file is written beside its final name, fsynced and renamed over
-it, so a kill during the write leaves the previous checkpoint whole.
+it, so a kill during the write leaves the previous state file whole.
 """
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ddpglab.config import ConfigError
 
 ARRAY_REF = "__array__"  # {ARRAY_REF: entry name} stands for an array of the npz
 STATE_ENTRY = "__state__"
@@ -96,18 +88,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-@contextmanager
-def folder_lock(folder: Path, refusal: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder/.lock`` while inside; if another process holds
-    it, raise ``ConfigError(refusal)`` at once (one writer per output folder)."""
-    with open(folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(refusal) from None
-        yield
-
-
 def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:
     """Read a state written by :func:`save_state`; with ``arrays=False``, only what is not
     an array (counters, config, seeds; arrays stay as references), which is quick."""
@@ -116,30 +96,6 @@ def load_state(path: str | Path, arrays: bool = True) -> dict[str, Any]:
         # Tensors saved on a GPU come back on the CPU; each owner moves them to its device.
         rest = torch_module().load(blob, map_location="cpu", weights_only=True)
         return _join(rest, npz) if arrays else rest
-
-
-@contextmanager
-def handle_stop_signals(note: Callable[[int], None]) -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT call ``note(signum)`` instead of stopping the
-    process, so that the caller can save its state first and then stop.
-
-    SIGINT stays ignored where it was (a study worker: the driver alone stops it). Only
-    the main thread may handle signals; elsewhere nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    watched = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        watched.append(signal.SIGINT)
-    previous = {
-        signum: signal.signal(signum, lambda signum, _frame: note(signum)) for signum in watched
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _fsync_dir(folder: Path) -> None:
