@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ddpglab.cli import parse_seeds, positive_int
+from ddpglab.cli_common import add_backend_options, parse_seeds, positive_int
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -62,23 +62,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     add_backend_options(study, "jobs")
     study.set_defaults(run=cmd_study)
-
-
-def add_backend_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--backend`` and ``--address``: where ``what`` (jobs, trials) run."""
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help=f"where {what} run: local worker processes (default), or Ray tasks of "
-        "--threads CPUs each (extra: ray)",
-    )
-    parser.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="with --backend ray: the Ray cluster to join ('auto' or HOST:PORT); "
-        "default: start Ray on this machine",
-    )
 
 
 def cmd_study(args: argparse.Namespace) -> int:
