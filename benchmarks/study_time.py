@@ -81,7 +81,6 @@ def main() -> None:
                 workers=args.workers,
                 seeds_per_job=len(study.seeds),
                 torch_threads=args.threads,
-                report=False,
             )
             walls[episodes] = job_walls(Path(folder) / "study")
 

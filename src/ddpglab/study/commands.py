@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ddpglab.cli_common import add_backend_options, parse_seeds, positive_int
+
+if TYPE_CHECKING:
+    from ddpglab.study.runner import StudyResult
+    from ddpglab.study.spec import Study, StudySpec
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -66,7 +72,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study; exit status 1 if any of its runs failed."""
-    from ddpglab.study.runner import run_study
     from ddpglab.study.spec import load_spec, resolve
 
     spec = load_spec(args.spec)
@@ -77,14 +82,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         changes.update(episodes=args.episodes, steps=None)
     # The study stored in DIR records the changed spec, so the same command resumes it.
     study = resolve(spec.model_copy(update=changes), args.spec.parent)
-    result = run_study(
+    result = run_and_report(
         study,
         args.out,
+        report=not args.no_report,
         workers=args.workers,
         seeds_per_job=args.seeds_per_job,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        report=not args.no_report,
         torch_threads=args.threads,
         tensorboard=args.tensorboard,
         backend=args.backend,
@@ -95,6 +100,37 @@ def cmd_study(args: argparse.Namespace) -> int:
     else:
         _print_summary(result)
     return 1 if result.failed else 0
+
+
+def run_and_report(
+    spec: str | Path | dict[str, Any] | StudySpec | Study,
+    out: str | Path,
+    report: bool = True,
+    **options: Any,
+) -> StudyResult:
+    """:func:`~ddpglab.study.runner.run_study` (``options`` are its keywords), then, with
+    ``report``, ``out/report/``: what ``ddpglab study`` does. The report comes after the
+    study, from this command layer, because the study runner sits below the report."""
+    from ddpglab.study.runner import run_study
+
+    result = run_study(spec, out, **options)
+    if report:
+        result.report = write_report_if_available(Path(out))
+    return result
+
+
+def write_report_if_available(out: Path) -> Path | None:
+    """``write_report(out)`` from the report package; a failure there is a warning only,
+    since ``ddpglab report`` regenerates everything from the store."""
+    try:
+        from ddpglab.report.study_report import write_report
+    except ImportError:
+        return None
+    try:
+        return write_report(out)
+    except Exception as err:  # the study's results are safe in the store either way
+        print(f"ddpglab: warning: report not written: {type(err).__name__}: {err}", file=sys.stderr)
+        return None
 
 
 def _print_summary(result) -> None:
