@@ -51,7 +51,8 @@ def makespan(job_seconds: list[float], workers: int) -> float:
 
 def main() -> None:
     from ddpglab.study.runner import run_study
-    from ddpglab.study.spec import load_spec, resolve
+    from ddpglab.study.spec import load_spec
+    from ddpglab.study.variants import resolve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", type=Path)

@@ -3,7 +3,7 @@ each with its episodes in order, loaded from ``DIR/results.sqlite`` alone.
 
 The report writer, its table and figures, export and animate (and enjoy through it) read a
 folder through here, so what counts as a run and how a variant is labelled is decided once.
-The name keeps it apart from :class:`ddpglab.study.resolve.Study`, a spec's variants.
+The name keeps it apart from :class:`ddpglab.study.variants.Study`, a spec's variants.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from ddpglab.cli_common import add_backend_options, parse_seeds, positive_int
 
 if TYPE_CHECKING:
     from ddpglab.study.runner import StudyResult
-    from ddpglab.study.spec import Study, StudySpec
+    from ddpglab.study.spec import StudySpec
+    from ddpglab.study.variants import Study
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -72,7 +73,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study; exit status 1 if any of its runs failed."""
-    from ddpglab.study.spec import load_spec, resolve
+    from ddpglab.study.spec import load_spec
+    from ddpglab.study.variants import resolve
 
     spec = load_spec(args.spec)
     changes: dict = {}

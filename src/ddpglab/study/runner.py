@@ -25,7 +25,8 @@ from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Backend, Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
 from ddpglab.study.resume import resume_state, state_path_for
-from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
+from ddpglab.study.spec import StudySpec, parse_spec
+from ddpglab.study.variants import Study, canonical_json, load_study, resolve
 from ddpglab.study.worker import JobTask
 from ddpglab.tensorboard import LOG_DIR, TensorBoardStore, require_tensorboard
 
