@@ -51,7 +51,8 @@ def makespan(job_seconds: list[float], workers: int) -> float:
 
 def main() -> None:
     from ddpglab.study.runner import run_study
-    from ddpglab.study.spec import load_spec, resolve
+    from ddpglab.study.spec import load_spec
+    from ddpglab.study.variants import resolve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", type=Path)
@@ -81,7 +82,6 @@ def main() -> None:
                 workers=args.workers,
                 seeds_per_job=len(study.seeds),
                 torch_threads=args.threads,
-                report=False,
             )
             walls[episodes] = job_walls(Path(folder) / "study")
 

@@ -87,7 +87,7 @@ def fast_spec(**changes: Any) -> dict[str, Any]:
 
 def study(spec: dict[str, Any], out: Path, backend: str = "ray", **options: Any):
     """run_study on 2 workers of 1 thread, no report."""
-    options = {"workers": 2, "torch_threads": 1, "report": False, **options}
+    options = {"workers": 2, "torch_threads": 1, **options}
     return run_study(spec, out, backend=backend, **options)
 
 

@@ -13,7 +13,8 @@ from report_support import SyntheticRun, learning_curve, make_store, two_variant
 
 from ddpglab.config import ConfigError
 from ddpglab.report import study_figures
-from ddpglab.report.study_report import first_crossings, write_report
+from ddpglab.report.study_report import write_report
+from ddpglab.report.study_rows import first_crossings
 from ddpglab.store import ResultsStore
 
 N_BOOT = 300
@@ -307,6 +308,6 @@ def test_runs_shorter_than_the_score_window_are_named_in_the_notes(tmp_path):
     ],
 )
 def test_the_threshold_of_an_env_written_with_its_module(env_id, threshold):
-    from ddpglab.report.study_report import solve_threshold_for
+    from ddpglab.report.study_rows import solve_threshold_for
 
     assert solve_threshold_for(env_id, None) == threshold

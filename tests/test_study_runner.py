@@ -32,8 +32,8 @@ from ddpglab.cli import main
 from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
+from ddpglab.study.commands import write_report_if_available
 from ddpglab.study.local_backend import death_reason
-from ddpglab.study.runner import write_report_if_available
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "studies" / "smoke.yaml"
@@ -181,7 +181,7 @@ def test_resume_reruns_only_unfinished_runs_and_reproduces_a_clean_study(smoke, 
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (ids["uniform", 1],))
 
     # The same grouping as the clean study (both seeds in one ensemble): identical numbers.
-    result = run_study(SMOKE, study, workers=2, seeds_per_job=2, report=False, torch_threads=1)
+    result = run_study(SMOKE, study, workers=2, seeds_per_job=2, torch_threads=1)
 
     assert (result.done, result.skipped, result.failed) == (2, 2, 0)
     assert returns_by_pair(study) == returns_by_pair(out)

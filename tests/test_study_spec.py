@@ -10,7 +10,8 @@ import yaml
 
 from ddpglab.config import ConfigError
 from ddpglab.study.plan import default_seeds_per_job, plan_jobs
-from ddpglab.study.spec import format_value, load_study, parse_spec, resolve
+from ddpglab.study.spec import format_value, parse_spec
+from ddpglab.study.variants import load_study, resolve
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 

@@ -7,37 +7,29 @@ ends with one line on stderr and exit status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sqlite3
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from ddpglab.cli_common import EXIT_USAGE, Parser, one_line, parse_seeds, positive_int
 from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
-from ddpglab.study.spec import MAX_SEED_COUNT
-
-EXIT_USAGE = 2
-
-#: Characters that str.splitlines() (and a terminal) may break a line at. Error messages
-#: quote user input (keys, env ids, paths) that can hold them; they are printed escaped.
-_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
-
-
-def one_line(message: str) -> str:
-    """``message`` with its line breaks written as escapes (``\\n``), so it stays one line."""
-    return message.translate(_LINE_BREAKS)
-
+from ddpglab.report import commands as report_commands
+from ddpglab.study import commands as study_commands
+from ddpglab.theory import commands as theory_commands
+from ddpglab.tune import commands as tune_commands
 
 #: Modules that add subcommands. Each defines ``add_parsers(commands)``, which adds its
 #: subparsers with ``set_defaults(run=handler)``, ``handler(args) -> int`` raising
 #: ConfigError on bad input. They import heavy dependencies inside the handlers, so that
 #: building the parser stays fast.
-COMMAND_MODULES: tuple[str, ...] = (
-    "ddpglab.report.commands",
-    "ddpglab.study.commands",
-    "ddpglab.theory.commands",
-    "ddpglab.tune.commands",
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    report_commands,
+    study_commands,
+    theory_commands,
+    tune_commands,
 )
 
 # The train options that choose the config (refused with --resume, which reuses the run's):
@@ -49,42 +41,9 @@ CONFIG_OPTIONS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them."""
-    try:
-        if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
-        count = int(text)
-    except ValueError:
-        msg = f"expected a count or a list like 1,2,3: '{text}'"
-        raise argparse.ArgumentTypeError(msg) from None
-    if count < 1:
-        raise argparse.ArgumentTypeError("--seeds needs at least 1")
-    if count > MAX_SEED_COUNT:
-        raise argparse.ArgumentTypeError(f"--seeds allows at most {MAX_SEED_COUNT} members")
-    return list(range(count))
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer: '{text}'")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ddpglab", description="DDPG research toolkit")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="ddpglab", description="DDPG research toolkit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train DDPG members (one per seed)")
     train.add_argument("--preset", default=None, help=f"named config ({', '.join(preset_names())})")
@@ -125,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=cmd_train)
     for module in COMMAND_MODULES:
-        importlib.import_module(module).add_parsers(commands)
+        module.add_parsers(commands)
     return parser
 
 
@@ -207,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)  # imports the command modules
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except ConfigError as err:
         print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)

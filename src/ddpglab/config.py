@@ -327,7 +327,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                 known = ", ".join(model.model_fields)
                 raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
             last = depth == len(parts) - 1
-            section, optional = _section_type(field.annotation)
+            section, optional = section_type(field.annotation)
             if last:
                 if section is not None and not (optional and value is None):
                     raise ConfigError(f"'{dotted}' is a section; set one of its keys")
@@ -344,7 +344,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def _section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+def section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     """The config section a field holds, if any, and whether it may be None (off)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, False

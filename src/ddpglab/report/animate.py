@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpglab.config import ConfigError
-from ddpglab.report.study_report import open_store, variant_label
+from ddpglab.report.study_data import open_store, variant_label
 
 GIF_WIDTH = 400
 

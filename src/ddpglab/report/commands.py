@@ -10,7 +10,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from ddpglab.cli import positive_int
+from ddpglab.cli_common import positive_int
 
 
 def _finite_float(text: str) -> float:

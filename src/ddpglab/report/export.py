@@ -25,14 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ddpglab.config import ConfigError
-from ddpglab.report.study_report import (
-    RunData,
-    load_study,
-    open_store,
-    swap_in,
-    temporary_folder_for,
-    variant_label,
-)
+from ddpglab.report.folder_swap import swap_in, temporary_folder_for
+from ddpglab.report.study_data import RunData, load_study_runs, open_store, variant_label
 
 FORMATS = ("csv", "parquet")
 EXPORT_MARKER = ".ddpglab-export"  # in runs/: an earlier export, safe to replace
@@ -84,7 +78,7 @@ def run_folders(runs: list[RunData]) -> dict[int, Path]:
 
 def export_csv(study_dir: Path, to: Path, include_unfinished: bool = False) -> Path:
     """Write ``to/runs/...`` (replacing an earlier export there); returns ``to/runs``."""
-    study = load_study(study_dir, include_unfinished)
+    study = load_study_runs(study_dir, include_unfinished)
     if not study.runs:
         raise ConfigError(f"{study_dir}/results.sqlite holds no run to export")
     target = to / "runs"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import matplotlib
 
@@ -15,9 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ddpglab.report import stats  # noqa: E402
-
-if TYPE_CHECKING:
-    from ddpglab.report.study_report import Row, Study
+from ddpglab.report.study_data import StudyRuns  # noqa: E402
+from ddpglab.report.study_rows import Row, rng_for  # noqa: E402
 
 # PNG metadata without a version string, so regenerated figures differ only if data do.
 _SAVE = {"dpi": 120, "metadata": {"Software": None}}
@@ -40,7 +39,7 @@ def _legend_below(fig, handles, labels) -> None:
 
 
 def plot_curves(
-    study: Study,
+    study: StudyRuns,
     path: Path,
     window: int,
     n_boot: int,
@@ -54,8 +53,6 @@ def plot_curves(
     (see :func:`_step_grid`), which compares variants whose episodes differ in length (a
     walker that falls after 80 steps against one that stands for 1600) by experience spent.
     """
-    from ddpglab.report.study_report import rng_for
-
     variants = study.variants()
     colors = dict(zip(variants, _colors(len(variants)), strict=True))
     fig, axes = plt.subplots(
@@ -128,7 +125,7 @@ def plot_final(rows: list[Row], path: Path, last: int) -> None:
     plt.close(fig)
 
 
-def plot_thresholds(study: Study, path: Path, window: int) -> bool:
+def plot_thresholds(study: StudyRuns, path: Path, window: int) -> bool:
     """For each variant that records thresholds (stratified replay): the mean over seeds of
     the return, its rolling mean, and the mean dynamic threshold per episode, with each
     seed's threshold faint. Returns False (and writes nothing) when no variant has any."""
@@ -203,7 +200,7 @@ def _on_grid(runs: list, values: list[np.ndarray], window: int, grid: np.ndarray
     return np.stack(curves)
 
 
-def plot_diagnostics(study: Study, path: Path, window: int) -> bool:
+def plot_diagnostics(study: StudyRuns, path: Path, window: int) -> bool:
     """Per env, rolling means over episodes against env steps, averaged over seeds: the
     episode length, the share of episodes the env ended (a fall, a crash: not the time
     limit), and the critic's Q(s_0, mu(s_0)) at each episode's start beside the discounted

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ddpglab.report.study_report import Row, Study
+from ddpglab.report.study_data import StudyRuns
+from ddpglab.report.study_rows import Row
 
 
 def _num(value: float | None) -> str:
@@ -60,7 +59,7 @@ def _crossing_text(r: Row) -> str:
     return f"{r.median_crossing:g}" + (f" ({never})" if r.not_reached else "")
 
 
-def _short_runs_note(study: Study, last: int) -> str:
+def _short_runs_note(study: StudyRuns, last: int) -> str:
     """Says how many counted runs have fewer than ``last`` episodes (unfinished ones): their
     score is the mean of all they have, early training included."""
     short = sum(r.returns.size < last for r in study.runs)
@@ -70,7 +69,7 @@ def _short_runs_note(study: Study, last: int) -> str:
 
 
 def table_markdown(
-    study: Study,
+    study: StudyRuns,
     rows: list[Row],
     baseline: str,
     last: int,

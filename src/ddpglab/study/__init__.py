@@ -5,6 +5,7 @@ reads and resolves a spec without running it.
 """
 
 from ddpglab.study.runner import StudyResult, run_study
-from ddpglab.study.spec import Study, StudySpec, load_spec, load_study, resolve
+from ddpglab.study.spec import StudySpec, load_spec
+from ddpglab.study.variants import Study, load_study, resolve
 
 __all__ = ["Study", "StudyResult", "StudySpec", "load_spec", "load_study", "resolve", "run_study"]

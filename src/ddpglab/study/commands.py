@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ddpglab.cli import parse_seeds, positive_int
+from ddpglab.cli_common import add_backend_options, parse_seeds, positive_int
+
+if TYPE_CHECKING:
+    from ddpglab.study.runner import StudyResult
+    from ddpglab.study.spec import StudySpec
+    from ddpglab.study.variants import Study
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -64,27 +71,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     study.set_defaults(run=cmd_study)
 
 
-def add_backend_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--backend`` and ``--address``: where ``what`` (jobs, trials) run."""
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help=f"where {what} run: local worker processes (default), or Ray tasks of "
-        "--threads CPUs each (extra: ray)",
-    )
-    parser.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="with --backend ray: the Ray cluster to join ('auto' or HOST:PORT); "
-        "default: start Ray on this machine",
-    )
-
-
 def cmd_study(args: argparse.Namespace) -> int:
     """Run the study; exit status 1 if any of its runs failed."""
-    from ddpglab.study.runner import run_study
-    from ddpglab.study.spec import load_spec, resolve
+    from ddpglab.study.spec import load_spec
+    from ddpglab.study.variants import resolve
 
     spec = load_spec(args.spec)
     changes: dict = {}
@@ -94,14 +84,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         changes.update(episodes=args.episodes, steps=None)
     # The study stored in DIR records the changed spec, so the same command resumes it.
     study = resolve(spec.model_copy(update=changes), args.spec.parent)
-    result = run_study(
+    result = run_and_report(
         study,
         args.out,
+        report=not args.no_report,
         workers=args.workers,
         seeds_per_job=args.seeds_per_job,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        report=not args.no_report,
         torch_threads=args.threads,
         tensorboard=args.tensorboard,
         backend=args.backend,
@@ -112,6 +102,37 @@ def cmd_study(args: argparse.Namespace) -> int:
     else:
         _print_summary(result)
     return 1 if result.failed else 0
+
+
+def run_and_report(
+    spec: str | Path | dict[str, Any] | StudySpec | Study,
+    out: str | Path,
+    report: bool = True,
+    **options: Any,
+) -> StudyResult:
+    """:func:`~ddpglab.study.runner.run_study` (``options`` are its keywords), then, with
+    ``report``, ``out/report/``: what ``ddpglab study`` does. The report comes after the
+    study, from this command layer, because the study runner sits below the report."""
+    from ddpglab.study.runner import run_study
+
+    result = run_study(spec, out, **options)
+    if report:
+        result.report = write_report_if_available(Path(out))
+    return result
+
+
+def write_report_if_available(out: Path) -> Path | None:
+    """``write_report(out)`` from the report package; a failure there is a warning only,
+    since ``ddpglab report`` regenerates everything from the store."""
+    try:
+        from ddpglab.report.study_report import write_report
+    except ImportError:
+        return None
+    try:
+        return write_report(out)
+    except Exception as err:  # the study's results are safe in the store either way
+        print(f"ddpglab: warning: report not written: {type(err).__name__}: {err}", file=sys.stderr)
+        return None
 
 
 def _print_summary(result) -> None:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ddpglab.study.spec import Study, Variant
+from ddpglab.study.variants import Study, Variant
 
 
 @dataclass(frozen=True)

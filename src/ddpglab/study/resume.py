@@ -22,7 +22,7 @@ from ddpglab.config import Config, ConfigError, same_run_config
 from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study.plan import Job
-from ddpglab.study.spec import Study, Variant
+from ddpglab.study.variants import Study, Variant
 
 
 def state_path_for(out: Path, variant: str, seeds: tuple[int, ...] | list[int]) -> Path:

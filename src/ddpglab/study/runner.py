@@ -4,15 +4,14 @@ results store.
 The study folder holds ``results.sqlite`` (with the canonical spec and its hash in the
 ``study`` table), ``spec.yaml`` (the canonical spec: rerunning it resumes),
 ``runs/<variant>/checkpoints/``, the jobs' saved states ``runs/<variant>/state-*.npz``
-while they run, and, after a study, ``report/``. Re-running a study skips the (variant,
-seed) pairs whose run is done, continues the jobs that saved a state, and runs every other
-pair again from scratch (see :mod:`ddpglab.study.resume`).
+while they run, and, after ``ddpglab study``, ``report/``. Re-running a study skips the
+(variant, seed) pairs whose run is done, continues the jobs that saved a state, and runs
+every other pair again from scratch (see :mod:`ddpglab.study.resume`).
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ from ddpglab.study.display import StudyProgress
 from ddpglab.study.driver import Backend, Driver, RunInfo
 from ddpglab.study.plan import Plan, plan_jobs
 from ddpglab.study.resume import resume_state, state_path_for
-from ddpglab.study.spec import Study, StudySpec, canonical_json, load_study, parse_spec, resolve
+from ddpglab.study.spec import StudySpec, parse_spec
+from ddpglab.study.variants import Study, canonical_json, load_study, resolve
 from ddpglab.study.worker import JobTask
 from ddpglab.tensorboard import LOG_DIR, TensorBoardStore, require_tensorboard
 
@@ -189,13 +189,15 @@ def run_study(
     seeds_per_job: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
-    report: bool = True,
     torch_threads: int | None = None,
     tensorboard: bool = False,
     backend: str = "local",
     address: str | None = None,
 ) -> StudyResult:
     """Run (or resume) a study into the folder ``out``; the Python API of ``ddpglab study``.
+
+    The report is not written here (a study sits below the report layer):
+    :func:`ddpglab.study.commands.run_and_report` runs the study, then writes ``out/report/``.
 
     Args:
         spec: a spec file, a spec as a mapping, a parsed :class:`StudySpec` or a resolved
@@ -206,7 +208,6 @@ def run_study(
             :func:`~ddpglab.study.plan.default_seeds_per_job`).
         overwrite: discard what ``out`` holds (study files only) and start afresh.
         progress: show the live progress bar (only when stderr is a terminal).
-        report: write ``out/report/`` at the end (when the report module is installed).
         torch_threads: torch threads per worker (default: cores // workers, at least 1).
         tensorboard: also write each member's scalars to ``out/tensorboard/<variant>/seed<s>``
             (needs the ``tensorboard`` extra).
@@ -273,8 +274,6 @@ def run_study(
                         writer.close_writers()
                 result = _result(study, out, store, [t[1] for t in tasks], skipped)
     result.wall_s = time.perf_counter() - start
-    if report:
-        result.report = write_report_if_available(out)
     return result
 
 
@@ -294,17 +293,3 @@ def _result(
         wall_s=0.0,
         failures=failures,
     )
-
-
-def write_report_if_available(out: Path) -> Path | None:
-    """``write_report(out)`` from the report package; a failure there is a warning only,
-    since ``ddpglab report`` regenerates everything from the store."""
-    try:
-        from ddpglab.report.study_report import write_report
-    except ImportError:
-        return None
-    try:
-        return write_report(out)
-    except Exception as err:  # the study's results are safe in the store either way
-        print(f"ddpglab: warning: report not written: {type(err).__name__}: {err}", file=sys.stderr)
-        return None

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ddpglab.cli import _Parser, parse_seeds, positive_int
+from ddpglab.cli_common import Parser, parse_seeds, positive_int
 from ddpglab.config import ConfigError
 
 EXIT_FAILED = 1
@@ -27,7 +27,7 @@ def add_parsers(commands) -> None:
         help="the policy gradient theorems checked numerically; DDPG against the LQR optimum",
     )
     sub = theory.add_subparsers(
-        dest="theory_command", metavar="{check,lqr}", required=True, parser_class=_Parser
+        dest="theory_command", metavar="{check,lqr}", required=True, parser_class=Parser
     )
 
     check = sub.add_parser(

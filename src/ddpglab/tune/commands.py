@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ddpglab.cli import positive_int
-from ddpglab.study.commands import add_backend_options
+from ddpglab.cli_common import add_backend_options, positive_int
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:

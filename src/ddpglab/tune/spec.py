@@ -22,10 +22,10 @@ from ddpglab.study.spec import (
     NAME_RULE,
     BaseSpec,
     _Strict,
-    base_overrides,
     read_yaml_file,
     spec_error,
 )
+from ddpglab.study.variants import base_overrides
 
 #: Keys a search decides itself: its seeds and budget, and each trial's thread count.
 SEARCH_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")

@@ -1,0 +1,74 @@
+"""What every ``ddpglab`` command module shares: one-line errors, their exit status, the
+argument types and the options that several commands take.
+
+The command modules (``cli`` and each package's ``commands``) import this module; it
+imports none of them, so the command line has one direction: ``cli`` -> commands -> here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ddpglab.study.spec import MAX_SEED_COUNT
+
+EXIT_USAGE = 2
+
+#: Characters that str.splitlines() (and a terminal) may break a line at. Error messages
+#: quote user input (keys, env ids, paths) that can hold them; they are printed escaped.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks written as escapes (``\\n``), so it stays one line."""
+    return message.translate(_LINE_BREAKS)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        count = int(text)
+    except ValueError:
+        msg = f"expected a count or a list like 1,2,3: '{text}'"
+        raise argparse.ArgumentTypeError(msg) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("--seeds needs at least 1")
+    if count > MAX_SEED_COUNT:
+        raise argparse.ArgumentTypeError(f"--seeds allows at most {MAX_SEED_COUNT} members")
+    return list(range(count))
+
+
+def positive_int(text: str) -> int:
+    """An argument type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer: '{text}'")
+    return value
+
+
+def add_backend_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--backend`` and ``--address``: where ``what`` (jobs, trials) run."""
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help=f"where {what} run: local worker processes (default), or Ray tasks of "
+        "--threads CPUs each (extra: ray)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the Ray cluster to join ('auto' or HOST:PORT); "
+        "default: start Ray on this machine",
+    )
