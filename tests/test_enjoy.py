@@ -11,8 +11,8 @@ import pytest
 import torch
 from cli_support import run_cli
 
+from ddpglab.actor_file import load_actor
 from ddpglab.envs import make_env, rescale_action
-from ddpglab.report.animate import load_actor
 from ddpglab.report.enjoy import find_policy, play_episodes
 from ddpglab.run_folder import train
 

@@ -7,8 +7,11 @@ member's budget (``checkpoints/seed<s>/episode<e>-step<t>.pt``, listed in the st
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
+
+from ddpglab.config import ConfigError
 
 
 def save_actor_file(
@@ -43,3 +46,38 @@ def save_actor_file(
         },
         path,
     )
+
+
+ACTOR_FILE_ERRORS = (OSError, RuntimeError, KeyError, EOFError, TypeError, pickle.PickleError)
+
+
+def read_actor_file(path: Path) -> dict:
+    """The dict :func:`save_actor_file` wrote to ``path``; anything else is a one-line refusal."""
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except ACTOR_FILE_ERRORS as err:
+        raise ConfigError(f"cannot load checkpoint {path}: {err}") from None
+    if not isinstance(saved, dict) or "actor" not in saved:
+        raise ConfigError(f"cannot load checkpoint {path}: not an actor checkpoint")
+    return saved
+
+
+def load_actor(path: Path, kind: str = "mlp"):
+    """Rebuild a one-member actor of ``kind`` (the run's agent.actor) from an actor file
+    written by :func:`save_actor_file`."""
+    from ddpglab import nets
+
+    actors = nets.ACTORS
+    if kind not in actors:
+        raise ConfigError(f"unknown actor kind '{kind}' in the run's config")
+    saved = read_actor_file(path)
+    try:
+        actor = actors[kind](
+            saved["obs_dim"], saved["act_dim"], list(saved["hidden"]), [saved["seed"]]
+        )
+        actor.load_member_state(0, saved["actor"])
+    except ACTOR_FILE_ERRORS as err:
+        raise ConfigError(f"cannot load checkpoint {path}: {err}") from None
+    return actor.eval()

@@ -11,12 +11,12 @@ scaled down to ``gif_width`` pixels wide to stay small enough to share.
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ddpglab.actor_file import load_actor
 from ddpglab.config import ConfigError
 from ddpglab.report.study_data import open_store, variant_label
 
@@ -82,41 +82,6 @@ def pick_checkpoints(checkpoints: list[dict], every: int) -> list[dict]:
     if chosen[-1] is not checkpoints[-1]:
         chosen.append(checkpoints[-1])
     return chosen
-
-
-CHECKPOINT_ERRORS = (OSError, RuntimeError, KeyError, EOFError, TypeError, pickle.PickleError)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """The dict ``Trainer.save_actor`` wrote to ``path``; anything else is a one-line refusal."""
-    import torch
-
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except CHECKPOINT_ERRORS as err:
-        raise ConfigError(f"cannot load checkpoint {path}: {err}") from None
-    if not isinstance(saved, dict) or "actor" not in saved:
-        raise ConfigError(f"cannot load checkpoint {path}: not an actor checkpoint")
-    return saved
-
-
-def load_actor(path: Path, kind: str = "mlp"):
-    """Rebuild a one-member actor of ``kind`` (the run's agent.actor) from a checkpoint
-    written by ``Trainer.save_actor``."""
-    from ddpglab import nets
-
-    actors = nets.ACTORS
-    if kind not in actors:
-        raise ConfigError(f"unknown actor kind '{kind}' in the run's config")
-    saved = read_checkpoint(path)
-    try:
-        actor = actors[kind](
-            saved["obs_dim"], saved["act_dim"], list(saved["hidden"]), [saved["seed"]]
-        )
-        actor.load_member_state(0, saved["actor"])
-    except CHECKPOINT_ERRORS as err:
-        raise ConfigError(f"cannot load checkpoint {path}: {err}") from None
-    return actor.eval()
 
 
 def play(env, actor, seed: int) -> tuple[list[np.ndarray], float]:

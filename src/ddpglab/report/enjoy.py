@@ -1,7 +1,7 @@
 """``ddpglab enjoy``: play a trained actor for N deterministic episodes and print each return.
 
 The actor comes from a run or study folder (its latest checkpoint, or the one saved at
-``--episode``) or straight from a checkpoint file written by ``Trainer.save_actor``, such as
+``--episode``) or straight from a checkpoint file written by ``actor_file.save_actor_file``, such as
 the walker shipped in ``docs/results/bipedal-td3/walker.pt``. The first episode resets the
 env with ``reset_seed``; later ones continue the env's own random stream, so a reset seed
 fixes the whole sequence of start states.
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ddpglab.actor_file import load_actor, read_actor_file
 from ddpglab.config import ConfigError
-from ddpglab.report.animate import load_actor, read_checkpoint, run_checkpoints
+from ddpglab.report.animate import run_checkpoints
 
 RENDER_MODES = ("human", "rgb_array", "none")
 
@@ -42,7 +43,7 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
             raise ConfigError(
                 "--variant, --seed and --episode select within a run folder, not a file"
             )
-        saved = read_checkpoint(source)
+        saved = read_actor_file(source)
         if not isinstance(saved.get("env_id"), str):
             raise ConfigError(f"cannot load checkpoint {source}: it names no env")
         return Policy(
