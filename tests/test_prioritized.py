@@ -208,7 +208,7 @@ def test_training_with_prioritized_replay_updates_priorities(tiny_config):
 def test_cli_trains_with_replay_prioritized(tmp_path, capsys, built_trainers):
     from ddpglab.cli import main
     from ddpglab.config import load_config
-    from ddpglab.replay import PrioritizedReplay
+    from ddpglab.replay.prioritized import PrioritizedReplay
 
     argv = ["train", "--replay", "prioritized", "--episodes", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
