@@ -48,6 +48,12 @@ def _discovered() -> dict[str, type[ReplayBuffer]]:
     return discover()
 
 
+def rediscover() -> None:
+    """Forget what was found: the next :func:`strategies` looks again (after a distribution
+    was installed into this process, or an entry point was patched in a test)."""
+    _discovered.cache_clear()
+
+
 def discover() -> dict[str, type[ReplayBuffer]]:
     """Find the strategies now, uncached: the package's modules, then the entry points."""
     return collect([*package_strategies(), *entry_point_strategies()])
@@ -56,7 +62,7 @@ def discover() -> dict[str, type[ReplayBuffer]]:
 def collect(classes: Iterable[type[ReplayBuffer]]) -> dict[str, type[ReplayBuffer]]:
     """Strategies by kind, refusing two classes that claim one kind.
 
-    Ordered by each class's ``listing_order``, then by kind: the shipped strategies hold
+    Ordered by the ``listing_order`` each class declares, then by kind: the shipped strategies hold
     the order they were added in (uniform, the baseline, first), so configs list their
     sections as they always did; strategies added later keep the default and follow, in
     alphabetical order.
@@ -68,7 +74,13 @@ def collect(classes: Iterable[type[ReplayBuffer]]) -> dict[str, type[ReplayBuffe
             raise RegistryError(
                 f"replay kind '{cls.kind}' is claimed by both {_name(other)} and {_name(cls)}"
             )
-    return dict(sorted(found.items(), key=lambda item: (item[1].listing_order, item[0])))
+    return dict(sorted(found.items(), key=lambda item: (listing_order(item[1]), item[0])))
+
+
+def listing_order(cls: type[ReplayBuffer]) -> int:
+    """The ``listing_order`` a strategy declares itself; a subclass of a shipped strategy
+    does not inherit its parent's place."""
+    return vars(cls).get("listing_order", ReplayBuffer.listing_order)
 
 
 def package_strategies() -> Iterator[type[ReplayBuffer]]:

@@ -138,7 +138,8 @@ class ReplayBuffer:
     #: takes as keyword arguments; None for a strategy without parameters.
     Params: ClassVar[type[StrategyParams] | None] = None
     #: Where the strategy is listed among the others (configs, messages): ascending, then
-    #: by kind. The shipped strategies keep the order they were added in; others leave it.
+    #: by kind; read from the class itself, never inherited. The shipped strategies keep
+    #: the order they were added in; others leave it.
     listing_order: ClassVar[int] = 100
 
     def __init__(
