@@ -167,7 +167,7 @@ class ReplayConfig(_Section):
     @field_validator("kind", mode="before")
     @classmethod
     def _registered_kind(cls, kind: Any) -> Any:
-        kinds = list(_strategy_sections(all_kinds=True))
+        kinds = list(_replay_params())
         if not (isinstance(kind, str) and kind in kinds):
             # worded and typed as pydantic words a Literal's refusal, as it was one
             quoted = [f"'{k}'" for k in kinds]
@@ -189,7 +189,7 @@ class ReplayConfig(_Section):
             try:
                 sections[kind] = params.model_validate(given.pop(kind, {}))
             except ValidationError as err:
-                raise _nested_error(kind, err, params) from None
+                raise _nested_error(kind, err) from None
         for key in given:
             raise PydanticCustomError(
                 "extra_forbidden", "Extra inputs are not permitted", {"within": (key,)}
@@ -221,19 +221,20 @@ def section_fields(section: type[BaseModel]) -> dict[str, FieldInfo]:
     return fields
 
 
-def _strategy_sections(all_kinds: bool = False) -> dict[str, type[BaseModel]]:
-    """Each registered replay kind with its ``Params`` (all kinds: also those without)."""
+def _replay_params() -> dict[str, type[BaseModel] | None]:
+    """Each registered replay kind, in listing order, with its ``Params`` (None: it has none)."""
     # imported here: the replay package pulls in torch, which the CLI loads only to train
     from ddpglab.replay.registry import strategies
 
-    return {
-        kind: cls.Params
-        for kind, cls in strategies().items()
-        if all_kinds or cls.Params is not None
-    }
+    return {kind: cls.Params for kind, cls in strategies().items()}
 
 
-def _nested_error(kind: str, err: ValidationError, params: type[BaseModel]) -> Exception:
+def _strategy_sections() -> dict[str, type[BaseModel]]:
+    """The ``replay.<kind>`` sections: each kind that has parameters, with its ``Params``."""
+    return {kind: params for kind, params in _replay_params().items() if params is not None}
+
+
+def _nested_error(kind: str, err: ValidationError) -> PydanticCustomError:
     """The first error of the ``replay.<kind>`` section, located inside it (``within``)."""
     first = err.errors()[0]
     context = {"reason": first["msg"], "within": (kind, *first["loc"])}
