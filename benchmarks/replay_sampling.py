@@ -27,13 +27,13 @@ import time
 import numpy as np
 import torch
 
-from ddpglab.replay import STRATEGIES, ReplayBuffer, make_buffer
+from ddpglab.replay import ReplayBuffer, make_buffer, strategies
 from ddpglab.replay.prioritized import PrioritizedReplay
 from ddpglab.replay.softmax import SoftmaxReplay
 from ddpglab.replay.stratified import StratifiedReplay
 
 OBS_DIM, ACT_DIM, BATCH = 3, 1, 64
-KINDS = list(STRATEGIES)
+KINDS = list(strategies())
 
 
 def prefill(buf: ReplayBuffer, seed: int = 0) -> None:

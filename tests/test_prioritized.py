@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ddpglab.replay import make_buffer
-from ddpglab.replay.prioritized import importance_weights, priority
+from ddpglab.replay.prioritized import PrioritizedReplay, importance_weights, priority
 from ddpglab.replay.sumtree import SumTrees
 
 
@@ -153,6 +153,33 @@ def test_sampled_indices_follow_p_i_over_sum_p(adds):
     assert chi_square(counts, uniform) > chi_square_critical(len(buf) - 1)
 
 
+class SquaredErrorReplay(PrioritizedReplay):
+    """A priority rule of its own: p_i = delta_i^2 + eps."""
+
+    def priority(self, td_errors):
+        return td_errors**2 + self.eps
+
+
+def test_a_subclass_that_overrides_the_priority_rule_samples_by_its_own_law():
+    buf = SquaredErrorReplay(200, 2, 1, members=1, seed=4, alpha=0.7, eps=1e-6)
+    for t in range(200):
+        k = np.ones((1, 1), dtype=np.float32)
+        zeros = np.zeros(1, dtype=bool)
+        buf.add(k * t, k, np.full(1, t, np.float32), k * t, zeros, zeros)
+    idx = np.arange(200)[None, :]
+    delta = np.random.default_rng(2).uniform(0.1, 3.0, size=idx.shape)
+    buf.update_priorities(idx, delta)
+    counts = np.zeros(200)
+    for _ in range(200):
+        counts += np.bincount(buf.sample_indices(256)[0][0], minlength=200)
+    squared = delta[0] ** 2 + buf.eps
+    assert chi_square(counts, squared / squared.sum()) < chi_square_critical(199)
+    # the parent's rule, (|delta| + eps)^alpha, is rejected: the override changed the law
+    p = (delta[0] + buf.eps) ** buf.alpha
+    assert chi_square(counts, p / p.sum()) > chi_square_critical(199)
+    np.testing.assert_allclose(buf.trees.leaves(idx)[0], squared)
+
+
 def test_new_transitions_enter_at_the_largest_priority_so_far():
     buf = filled_buffer(capacity=16, adds=4)
     buf.update_priorities(np.array([[0, 1]]), np.array([[3.0, 0.1]]))
@@ -208,7 +235,6 @@ def test_training_with_prioritized_replay_updates_priorities(tiny_config):
 def test_cli_trains_with_replay_prioritized(tmp_path, capsys, built_trainers):
     from ddpglab.cli import main
     from ddpglab.config import load_config
-    from ddpglab.replay import PrioritizedReplay
 
     argv = ["train", "--replay", "prioritized", "--episodes", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]

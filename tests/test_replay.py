@@ -1,33 +1,19 @@
-"""Uniform replay: ring storage per member, sampling, episode bookkeeping, state round trip."""
+"""Uniform replay: ring storage per member, sampling, episode bookkeeping.
+
+What every strategy shares (state round trip, member independence) is in
+tests/test_replay_contract.py."""
 
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replay_support import ACT_DIM, OBS_DIM, add_numbered
 
-from ddpglab.replay import Batch, UniformReplay, make_buffer
-
-OBS_DIM, ACT_DIM = 3, 2
-
-
-def add_numbered(buf, n: int, start: int = 0, members: int = 1, truncate_every: int = 0) -> None:
-    """Add transitions whose every field encodes (member, step): value = 1000 * k + step."""
-    for t in range(start, start + n):
-        v = np.array([1000.0 * k + t for k in range(members)], dtype=np.float32)
-        trunc = np.full(members, truncate_every > 0 and (t + 1) % truncate_every == 0)
-        buf.add(
-            np.repeat(v[:, None], OBS_DIM, axis=1),
-            np.repeat(v[:, None], ACT_DIM, axis=1),
-            v,
-            np.repeat(v[:, None] + 0.5, OBS_DIM, axis=1),
-            np.zeros(members, dtype=bool),
-            trunc,
-        )
+from ddpglab.replay import Batch, make_buffer
+from ddpglab.replay.uniform import UniformReplay
 
 
 def uniform(capacity: int, members: int = 1, seed=0):
@@ -146,34 +132,6 @@ def test_sampled_fields_belong_to_the_sampled_slot():
     np.testing.assert_array_equal(b.next_obs[..., 0].numpy(), b.rewards.numpy() + 0.5)
 
 
-def test_each_member_samples_from_its_own_ring():
-    buf = uniform(50, members=3)
-    add_numbered(buf, 40, members=3)
-    b = buf.sample(64)
-    for k in range(3):
-        values = b.rewards[k].numpy()
-        assert np.all((values >= 1000 * k) & (values < 1000 * k + 40))
-
-
-def test_members_draw_different_indices_from_their_own_seeds():
-    together = uniform(50, members=3, seed=[1, 2, 3])
-    alone = uniform(50, members=1, seed=[3])
-    add_numbered(together, 40, members=3)
-    add_numbered(alone, 40, members=1)
-    for _ in range(3):
-        t, a = together.sample(16).indices, alone.sample(16).indices
-        np.testing.assert_array_equal(t[2], a[0])
-        assert not np.array_equal(t[0], t[1])
-
-
-def test_an_int_seed_gives_member_k_seed_plus_k():
-    a = uniform(50, members=2, seed=10)
-    b = uniform(50, members=2, seed=[10, 11])
-    add_numbered(a, 30, members=2)
-    add_numbered(b, 30, members=2)
-    np.testing.assert_array_equal(a.sample(8).indices, b.sample(8).indices)
-
-
 def test_wrong_number_of_seeds_is_refused():
     with pytest.raises(ValueError, match="seeds"):
         uniform(10, members=3, seed=[1, 2])
@@ -233,30 +191,3 @@ def test_episode_return_accumulates_and_resets_on_terminated_or_truncated():
 
     buf.add(obs, act, np.array([1.0, 1.0, 1.0]), obs, no, no)
     np.testing.assert_array_equal(buf.episode_return, [1.0, 1.0, 7.5])
-
-
-# -- state round trip ---------------------------------------------------------------------------
-
-
-def test_state_dict_round_trip_continues_sampling_identically():
-    buf = uniform(30, members=2, seed=[5, 6])
-    add_numbered(buf, 45, members=2, truncate_every=7)
-    buf.sample(8)  # advance the generators: the state must capture where they stand
-    saved = pickle.loads(pickle.dumps(buf.state_dict()))
-
-    restored = uniform(30, members=2, seed=[0, 0 + 99])
-    restored.load_state_dict(saved)
-    assert len(restored) == len(buf)
-    assert restored.pos == buf.pos
-    np.testing.assert_array_equal(restored.episode_return, buf.episode_return)
-    np.testing.assert_array_equal(restored.episode_length, buf.episode_length)
-    np.testing.assert_array_equal(restored.episodes_finished, buf.episodes_finished)
-    for _ in range(3):
-        a, b = buf.sample(16), restored.sample(16)
-        np.testing.assert_array_equal(a.indices, b.indices)
-        for field in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            assert torch.equal(getattr(a, field), getattr(b, field))
-    # Both keep writing at the same place.
-    add_numbered(buf, 1, start=100, members=2)
-    add_numbered(restored, 1, start=100, members=2)
-    np.testing.assert_array_equal(buf.rewards, restored.rewards)

@@ -1,6 +1,8 @@
 """Options every strategy shares: the shrinking window and n-step returns; storage properties.
 
-The property tests keep a plain Python model of everything each member added (one list
+The tests that run once per registered strategy are in tests/test_replay_contract.py; here
+are the schedules, the laws particular to one strategy, and the property tests. These keep
+a plain Python model of everything each member added (one list
 of transitions per member, in order) and check the buffers against it: what the ring and
 the strata hold, which transitions a sample may return, and the n-step sums.
 """
@@ -11,70 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from replay_support import GAMMA, KINDS, Model, add_steps
 
 from ddpglab.replay import make_buffer
 from ddpglab.replay.stratified import dynamic_threshold
 from ddpglab.replay.window import WindowSchedule, window_size
-
-GAMMA = 0.9
-
-
-class Model:
-    """Every transition each member added: (counter, reward, terminated, episode end)."""
-
-    def __init__(self, members: int):
-        self.steps: list[list[tuple[int, float, bool, bool]]] = [[] for _ in range(members)]
-
-    def add(self, buf, rewards, terminated, truncated) -> None:
-        members = len(self.steps)
-        t = len(self.steps[0])
-        obs = np.full((members, 2), t, dtype=np.float32)
-        # next_obs carries t + 0.5: the state after transition t, so a batch shows which
-        # transition an n-step walk bootstrapped from.
-        buf.add(
-            obs,
-            np.zeros((members, 1), np.float32),
-            np.asarray(rewards, np.float32),
-            obs + 0.5,
-            np.asarray(terminated),
-            np.asarray(truncated),
-        )
-        for k in range(members):
-            end = bool(terminated[k] or truncated[k])
-            self.steps[k].append((t, float(np.float32(rewards[k])), bool(terminated[k]), end))
-
-    def n_step(self, k: int, t: int, n: int) -> tuple[float, int, float, float]:
-        """R, k, terminated and the next-state marker, walking member k's steps from t."""
-        total, steps = 0.0, 0
-        for j in range(t, min(t + n, len(self.steps[k]))):
-            _, reward, terminated, end = self.steps[k][j]
-            total += GAMMA**steps * reward
-            steps += 1
-            if end:
-                break
-        return total, steps, float(terminated), j + 0.5
-
-    def episodes(self, k: int) -> list[list[int]]:
-        """Counters of member k's finished episodes, in order."""
-        done, current = [], []
-        for t, _, _, end in self.steps[k]:
-            current.append(t)
-            if end:
-                done.append(current)
-                current = []
-        return done
-
-
-def add_steps(buf, model: Model, ends: list[list[str]], rewards=None) -> None:
-    """One add per entry of ``ends``: per member '' (going on), 'term' or 'trunc'."""
-    for i, flags in enumerate(ends):
-        r = (
-            rewards[i]
-            if rewards is not None
-            else [np.sin(len(model.steps[0]) + k) for k in range(len(flags))]
-        )
-        model.add(buf, r, [f == "term" for f in flags], [f == "trunc" for f in flags])
-
 
 # -- window schedules -------------------------------------------------------------------------
 
@@ -90,26 +33,7 @@ def test_window_schedules_follow_their_formulas():
     assert WindowSchedule("linear", 50, 1)(np.array([0.999])) == [1]
 
 
-@pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
-def test_set_progress_moves_each_members_window_along_the_schedule(kind):
-    buf = make_buffer(kind, 100, 2, 1, 2, 0, window=WindowSchedule("linear", 80, 20))
-    np.testing.assert_array_equal(buf.window, [80, 80])
-    buf.set_progress(np.array([0.5, 1.0]))
-    np.testing.assert_array_equal(buf.window, [50, 20])
-
-
 # -- sampling inside the window ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["uniform", "prioritized", "softmax"])
-def test_samples_come_from_each_members_most_recent_window_and_reach_all_of_it(kind):
-    buf = make_buffer(kind, 50, 2, 1, 2, 0)
-    model = Model(2)
-    add_steps(buf, model, [["", ""]] * 137)  # wrapped: the window straddles the ring's end
-    buf.set_window(np.array([7, 30]))
-    idx = buf.sample(4000).obs[..., 0].numpy()
-    for k, window in enumerate((7, 30)):
-        np.testing.assert_array_equal(np.unique(idx[k]), np.arange(137 - window, 137))
 
 
 def test_prioritized_sampling_in_a_window_follows_p_over_the_windows_sum():
@@ -157,27 +81,6 @@ def test_stratified_window_samples_only_the_most_recent_of_each_fifo():
 # -- n-step returns ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
-def test_n_step_transitions_match_a_hand_rolled_sum_across_terminal_and_truncation(kind):
-    buf = make_buffer(kind, 40, 2, 1, 2, 0, gamma=GAMMA, n_step=3)
-    model = Model(2)
-    # member 0: an episode that terminates, one truncated by the time limit, one going on;
-    # member 1: episodes of 2 steps, alternately truncated and terminated
-    ends = [[""] * 4 + ["term"], [""] * 3 + ["trunc"], [""] * 2]
-    member0 = [f for episode in ends for f in episode]
-    member1 = ["", "trunc", "", "term"] * 2 + ["", "trunc", ""]
-    add_steps(buf, model, [list(pair) for pair in zip(member0, member1, strict=True)])
-    batch = buf.sample(500)
-    for k in range(2):
-        for i in range(500):
-            t = int(batch.obs[k, i, 0])
-            total, steps, terminated, marker = model.n_step(k, t, 3)
-            assert batch.rewards[k, i].item() == pytest.approx(total, rel=1e-6)
-            assert batch.discounts[k, i].item() == pytest.approx(GAMMA**steps, rel=1e-6)
-            assert batch.terminated[k, i].item() == terminated
-            assert batch.next_obs[k, i, 0].item() == marker
-
-
 def test_one_step_batches_discount_by_gamma():
     buf = make_buffer("uniform", 10, 2, 1, 1, 0, gamma=0.97)
     add_steps(buf, Model(1), [[""]] * 5)
@@ -204,7 +107,7 @@ operations = st.lists(
 
 @settings(max_examples=50, deadline=None)
 @given(
-    kind=st.sampled_from(["uniform", "prioritized", "stratified", "softmax"]),
+    kind=st.sampled_from(KINDS),
     capacity=st.integers(2, 12),
     n_step=st.integers(1, 4),
     ops=operations,
@@ -275,44 +178,6 @@ def check_fifos(buf, model: Model, capacity: int) -> None:
 
 
 # -- training ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
-def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
-    kind, tmp_path, capsys, built_trainers
-):
-    from ddpglab.cli import main
-    from ddpglab.config import load_config
-    from ddpglab.replay import STRATEGIES
-
-    argv = ["train", "--replay", kind, "--episodes", "2", "--seeds", "2", "--quiet"]
-    argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=40"]
-    argv += ["--set", "replay.n_step=3", "--set", "replay.window.schedule=exponential"]
-    argv += ["--set", "replay.window.start=60", "--set", "replay.window.end=20"]
-    assert main([*argv, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
-    assert (tmp_path / kind / "summary.json").is_file()
-    recorded = load_config(None, tmp_path / kind / "config.yaml").replay
-    assert (recorded.kind, recorded.n_step) == (kind, 3)
-    assert recorded.window is not None
-    assert (recorded.window.schedule, recorded.window.start, recorded.window.end) == (
-        "exponential",
-        60,
-        20,
-    )
-    # The buffer trained on is that strategy, summing 3 rewards, its window shrunk to the end.
-    (trainer,) = built_trainers
-    buf = trainer.buffer
-    assert type(buf) is STRATEGIES[kind]
-    assert buf.n_step == 3
-    assert (buf.window == 20).all()
-    # A batch bootstraps gamma^k steps ahead, k <= 3 (fewer only at an episode's end):
-    # with one-step transitions every discount would be gamma.
-    gamma = trainer.config.agent.gamma
-    discounts = buf.sample(64).discounts.numpy()
-    powers = np.log(discounts) / np.log(gamma)
-    np.testing.assert_allclose(powers, np.round(powers), atol=1e-3)
-    assert set(np.round(powers).astype(int).ravel()) <= {1, 2, 3}
-    assert (np.round(powers) == 3).mean() > 0.5
 
 
 def test_the_trainer_moves_the_window_to_its_end_over_the_budget(tiny_config):

@@ -11,7 +11,7 @@ import copy
 import re
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -22,9 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-if TYPE_CHECKING:
-    from ddpglab.replay.window import WindowSchedule
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 
 class ConfigError(ValueError):
@@ -122,28 +121,6 @@ class NoiseConfig(_Section):
     mu: float = Field(0.0, description="OU long-run mean")
 
 
-class PrioritizedConfig(_Section):
-    """Proportional prioritized replay (Schaul et al. 2015); used when replay.kind=prioritized."""
-
-    alpha: float = Field(0.6, ge=0, description="priority exponent (0: uniform)")
-    beta0: float = Field(0.4, ge=0, le=1, description="importance exponent, annealed to 1")
-    eps: float = Field(1e-6, gt=0, description="added to |TD error| before the exponent")
-
-
-class StratifiedConfig(_Section):
-    """Good/bad episode strata by a dynamic return threshold (the 2023 study)."""
-
-    threshold_std: float = Field(0.5, description="t = mean + threshold_std * std of returns")
-    good_ratio: float = Field(0.5, ge=0, le=1, description="share of non-current draws from good")
-    window_episodes: int = Field(50, ge=1, description="returns in the rolling window")
-
-
-class SoftmaxConfig(_Section):
-    """Sampling by exp(|r - mean r| / beta) (the 2023 study); used when replay.kind=softmax."""
-
-    beta: float = Field(1.0, gt=0, description="temperature: larger is closer to uniform")
-
-
 class WindowConfig(_Section):
     """Shrinking window: sample only the most recent window(f) transitions, f the share of
     the training budget spent (the 2023 study's "sample from more recent episodes")."""
@@ -164,20 +141,21 @@ class WindowConfig(_Section):
             raise ValueError("a constant schedule has no end different from start")
         return self
 
-    def to_schedule(self) -> WindowSchedule:
-        # imported here: the replay package pulls in torch, which the CLI loads only to train
-        from ddpglab.replay.window import WindowSchedule
-
-        end = self.start if self.end is None else self.end
-        return WindowSchedule(self.schedule, self.start, end)
-
 
 class ReplayConfig(_Section):
-    """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it."""
+    """Replay buffer; ``kind`` selects the sampling strategy, whose own section configures it.
 
-    kind: Literal["uniform", "prioritized", "stratified", "softmax"] = Field(
-        "uniform", description="sampling strategy"
-    )
+    The strategies and their sections come from the replay registry
+    (:func:`ddpglab.replay.strategies`): ``replay.<kind>`` is validated by that strategy's
+    ``Params`` and every strategy's section is kept, with its defaults, after the fields
+    below (so a dumped config lists them all, and a run compares equal to its rerun). The
+    registry is consulted inside the validators only: importing this module stays light.
+    """
+
+    # The strategy sections are the extras, each validated by its strategy's Params.
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field("uniform", description="sampling strategy")
     capacity: int = Field(
         1_000_000, gt=0, description="transitions kept per member (per FIFO for stratified)"
     )
@@ -185,9 +163,39 @@ class ReplayConfig(_Section):
     window: WindowConfig | None = Field(
         None, description="shrinking window of recent transitions to sample; None: all"
     )
-    prioritized: PrioritizedConfig = PrioritizedConfig()
-    stratified: StratifiedConfig = StratifiedConfig()
-    softmax: SoftmaxConfig = SoftmaxConfig()
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _registered_kind(cls, kind: Any) -> Any:
+        kinds = list(_replay_params())
+        if not (isinstance(kind, str) and kind in kinds):
+            # worded and typed as pydantic words a Literal's refusal, as it was one
+            quoted = [f"'{k}'" for k in kinds]
+            expected = " or ".join(
+                [", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted
+            )
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return kind
+
+    @model_validator(mode="after")
+    def _strategy_sections_valid(self) -> ReplayConfig:
+        # Runs before _window_fits (validators run in the order defined): a bad section is
+        # reported first, as a bad field would be.
+        given = dict(self.__pydantic_extra__ or {})
+        sections: dict[str, BaseModel] = {}
+        for kind, params in _strategy_sections().items():
+            try:
+                sections[kind] = params.model_validate(given.pop(kind, {}))
+            except ValidationError as err:
+                raise _nested_error(kind, err) from None
+        for key in given:
+            raise PydanticCustomError(
+                "extra_forbidden", "Extra inputs are not permitted", {"within": (key,)}
+            )
+        self.__pydantic_extra__ = sections
+        return self
 
     @model_validator(mode="after")
     def _window_fits(self) -> ReplayConfig:
@@ -200,15 +208,41 @@ class ReplayConfig(_Section):
                     )
         return self
 
-    def strategy_params(self) -> dict[str, Any]:
-        """Keyword arguments of the selected strategy (its section, if it has one)."""
-        section = getattr(self, self.kind, None)
-        return section.model_dump() if isinstance(section, BaseModel) else {}
 
-    def buffer_options(self, gamma: float) -> dict[str, Any]:
-        """The options every strategy takes: discount, n-step and window schedule."""
-        window = None if self.window is None else self.window.to_schedule()
-        return {"gamma": gamma, "n_step": self.n_step, "window": window}
+def section_fields(section: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The keys a config section holds, by name: its fields, and for ``replay`` one section
+    per strategy with parameters (``replay.<kind>``), which the registry supplies."""
+    fields = dict(section.model_fields)
+    if issubclass(section, ReplayConfig):
+        fields.update(
+            (kind, FieldInfo.from_annotation(params))
+            for kind, params in _strategy_sections().items()
+        )
+    return fields
+
+
+def _replay_params() -> dict[str, type[BaseModel] | None]:
+    """Each registered replay kind, in listing order, with its ``Params`` (None: it has none)."""
+    # imported here: the replay package pulls in torch, which the CLI loads only to train
+    from ddpglab.replay.registry import strategies
+
+    return {kind: cls.Params for kind, cls in strategies().items()}
+
+
+def _strategy_sections() -> dict[str, type[BaseModel]]:
+    """The ``replay.<kind>`` sections: each kind that has parameters, with its ``Params``."""
+    return {kind: params for kind, params in _replay_params().items() if params is not None}
+
+
+def _nested_error(kind: str, err: ValidationError) -> PydanticCustomError:
+    """The first error of the ``replay.<kind>`` section, located inside it (``within``)."""
+    first = err.errors()[0]
+    context = {"reason": first["msg"], "within": (kind, *first["loc"])}
+    if first["type"] == "model_type":  # not a mapping: named as the other sections are
+        context["reason"] = (
+            f"Input should be a valid dictionary or instance of {kind.capitalize()}Config"
+        )
+    return PydanticCustomError(first["type"], "{reason}", context)
 
 
 class TrainConfig(_Section):
@@ -259,7 +293,8 @@ class Config(_Section):
     env: EnvConfig = EnvConfig()
     agent: AgentConfig = AgentConfig()
     noise: NoiseConfig = NoiseConfig()
-    replay: ReplayConfig = ReplayConfig()
+    # a factory: a ReplayConfig consults the replay registry, which only validation may load
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
@@ -321,10 +356,11 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
         model: type[BaseModel] = Config
         node = out
         for depth, part in enumerate(parts):
-            field = model.model_fields.get(part)
+            fields = section_fields(model)
+            field = fields.get(part)
             if field is None:
                 where = ".".join(parts[:depth]) or "the config"
-                known = ", ".join(model.model_fields)
+                known = ", ".join(fields)
                 raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
             last = depth == len(parts) - 1
             section, optional = section_type(field.annotation)
@@ -369,7 +405,9 @@ def _one_budget_wins(data: dict[str, Any], train_layer: dict[str, Any]) -> None:
 
 def _first_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
+    # a section validated inside a validator carries its own location on ("within")
+    within = first.get("ctx", {}).get("within", ())
+    where = ".".join(str(p) for p in (*first["loc"], *within))
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{where}'"

@@ -11,12 +11,12 @@ import os
 import torch
 
 from ddpglab.config import ConfigError
-from ddpglab.replay import STRATEGIES
+from ddpglab.replay import strategies
 
 
 def check_buffer_fits(kind: str, capacity: int, obs_dim: int, act_dim: int, members: int) -> None:
     """Refuse a replay capacity whose storage exceeds this machine's physical memory."""
-    needed = STRATEGIES[kind].storage_bytes(capacity, obs_dim, act_dim, members)
+    needed = strategies()[kind].storage_bytes(capacity, obs_dim, act_dim, members)
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > physical:
         raise ConfigError(

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 from ddpglab.replay.sumtree import SumTrees
 
@@ -40,6 +42,17 @@ class PrioritizedReplay(ReplayBuffer):
         eps: added to |delta| so no transition's probability drops to zero.
     """
 
+    kind = "prioritized"
+    listing_order = 1
+
+    class Params(StrategyParams):
+        """Proportional prioritized replay (Schaul et al. 2015); used when
+        replay.kind=prioritized."""
+
+        alpha: float = Field(0.6, ge=0, description="priority exponent (0: uniform)")
+        beta0: float = Field(0.4, ge=0, le=1, description="importance exponent, annealed to 1")
+        eps: float = Field(1e-6, gt=0, description="added to |TD error| before the exponent")
+
     needs_priorities = True
 
     def __init__(
@@ -49,6 +62,7 @@ class PrioritizedReplay(ReplayBuffer):
         act_dim: int,
         members: int = 1,
         seed: int | Sequence[int] = 0,
+        *,
         alpha: float = 0.6,
         beta0: float = 0.4,
         eps: float = 1e-6,
@@ -89,10 +103,23 @@ class PrioritizedReplay(ReplayBuffer):
             total = self.trees.total()[:, None]
             idx = np.minimum(self.trees.find(fractions * total), self.size - 1)
             probs = self.trees.leaves(idx) / total
-            return idx, importance_weights(probs, self.size, self.beta).astype(np.float32)
+            return idx, self.importance_weights(probs, self.size).astype(np.float32)
         idx, mass = self._find_in_windows(fractions, window[:, None])
         probs = self.trees.leaves(idx) / mass
-        return idx, importance_weights(probs, window[:, None], self.beta).astype(np.float32)
+        return idx, self.importance_weights(probs, window[:, None]).astype(np.float32)
+
+    def importance_weights(self, probs: np.ndarray, size: int | np.ndarray) -> np.ndarray:
+        """w_i = (N P(i))^-beta / max_j w_j over each member's batch (K, B), N the
+        transitions sampled from (``size``: one count, or (K, 1)) and beta this member's
+        annealed exponent. Override to correct the sampling bias another way."""
+        # the module function of the same name: the formula itself
+        return importance_weights(probs, size, self.beta)
+
+    def priority(self, td_errors: np.ndarray) -> np.ndarray:
+        """p_i = (|delta_i| + eps)^alpha: the sampling weight of each transition from its TD
+        error (K, B). Override to sample by another rule; P(i) = p_i / sum_j p_j."""
+        # the module function of the same name: the formula itself
+        return priority(td_errors, self.alpha, self.eps)
 
     def _find_in_windows(
         self, fractions: np.ndarray, window: np.ndarray
@@ -125,8 +152,8 @@ class PrioritizedReplay(ReplayBuffer):
         return idx, mass
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
-        """Set p_i = (|delta_i| + eps)^alpha for the sampled ring positions (K, B)."""
-        new = priority(td_errors, self.alpha, self.eps)
+        """Set p_i = :meth:`priority` (delta_i) for the sampled ring positions (K, B)."""
+        new = self.priority(td_errors)
         self.trees.set(indices, new)
         np.maximum(self.max_priority, new.max(axis=-1), out=self.max_priority)
 

@@ -39,7 +39,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.reward_bins import BIN_WIDTH_IN_BETA, RewardBins
 from ddpglab.replay.storage import ReplayBuffer
 
@@ -58,6 +60,15 @@ class SoftmaxReplay(ReplayBuffer):
         beta: temperature > 0; small beta concentrates sampling on rewards far from mu_R.
     """
 
+    kind = "softmax"
+    listing_order = 3
+
+    class Params(StrategyParams):
+        """Sampling by exp(|r - mean r| / beta) (the 2023 study); used when
+        replay.kind=softmax."""
+
+        beta: float = Field(1.0, gt=0, description="temperature: larger is closer to uniform")
+
     def __init__(
         self,
         capacity: int,
@@ -65,6 +76,7 @@ class SoftmaxReplay(ReplayBuffer):
         act_dim: int,
         members: int = 1,
         seed: int | Sequence[int] = 0,
+        *,
         beta: float = 1.0,
         **options: Any,
     ):

@@ -22,11 +22,12 @@ its episode boundaries.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
+from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.window import WindowSchedule
 from ddpglab.seeding import member_rngs, rng_states, set_rng_states
 
@@ -126,7 +127,20 @@ class ReplayBuffer:
             (:meth:`set_progress`); None samples everything stored.
         device: where observations and actions are stored and batches are assembled
             (the networks' device).
+
+    A subclass becomes a strategy (``replay.kind``, :func:`~ddpglab.replay.make_buffer`)
+    by declaring its own ``kind``; see :mod:`ddpglab.replay.registry`.
     """
+
+    #: The strategy's name in configs (``replay.kind``); set by each strategy itself.
+    kind: ClassVar[str]
+    #: Its parameters, the config section ``replay.<kind>`` whose fields the constructor
+    #: takes as keyword arguments; None for a strategy without parameters.
+    Params: ClassVar[type[StrategyParams] | None] = None
+    #: Where the strategy is listed among the others (configs, messages): ascending, then
+    #: by kind; read from the class itself, never inherited. The shipped strategies keep
+    #: the order they were added in; others leave it.
+    listing_order: ClassVar[int] = 100
 
     def __init__(
         self,

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 from ddpglab.replay.uniform import recent_slots
 
@@ -64,6 +66,18 @@ class StratifiedReplay(ReplayBuffer):
         window_episodes: episodes in the rolling window of returns.
     """
 
+    kind = "stratified"
+    listing_order = 2
+
+    class Params(StrategyParams):
+        """Good/bad episode strata by a dynamic return threshold (the 2023 study)."""
+
+        threshold_std: float = Field(0.5, description="t = mean + threshold_std * std of returns")
+        good_ratio: float = Field(
+            0.5, ge=0, le=1, description="share of non-current draws from good"
+        )
+        window_episodes: int = Field(50, ge=1, description="returns in the rolling window")
+
     slots_per_capacity = 3
 
     def __init__(
@@ -73,6 +87,7 @@ class StratifiedReplay(ReplayBuffer):
         act_dim: int,
         members: int = 1,
         seed: int | Sequence[int] = 0,
+        *,
         threshold_std: float = 0.5,
         good_ratio: float = 0.5,
         window_episodes: int = 50,

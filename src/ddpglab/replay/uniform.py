@@ -22,6 +22,9 @@ class UniformReplay(ReplayBuffer):
     member's minibatches depend on which members run beside it.
     """
 
+    kind = "uniform"
+    listing_order = 0
+
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
         idx = np.empty((self.members, batch_size), dtype=np.int64)
         windows = self.window_sizes().tolist()

@@ -25,6 +25,7 @@ from ddpglab.config import (
     ConfigError,
     apply_overrides,
     preset_dict,
+    section_fields,
     section_type,
     validate,
 )
@@ -107,7 +108,7 @@ def _is_section(dotted: str) -> bool:
     """Whether a dotted key names a config section ("agent", "replay.window")."""
     section: type[BaseModel] | None = Config
     for part in dotted.split("."):
-        field = section.model_fields.get(part) if section is not None else None
+        field = section_fields(section).get(part) if section is not None else None
         if field is None:
             return False
         section, _ = section_type(field.annotation)

@@ -23,7 +23,7 @@ from ddpglab.evaluation import MemberEvaluator
 from ddpglab.machine import check_buffer_fits, training_device
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
-from ddpglab.replay import make_buffer
+from ddpglab.replay import build_buffer
 from ddpglab.run_control import handle_stop_signals
 from ddpglab.seeding import member_rngs
 from ddpglab.state_files import load_state, save_state
@@ -87,16 +87,8 @@ class Trainer:
             self.envs.close()
             raise
         self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds, self.device)
-        self.buffer = make_buffer(
-            config.replay.kind,
-            config.replay.capacity,
-            obs_dim,
-            act_dim,
-            members=len(self.seeds),
-            seed=self.seeds,
-            device=self.device,
-            **config.replay.buffer_options(config.agent.gamma),
-            **config.replay.strategy_params(),
+        self.buffer = build_buffer(
+            config.replay, obs_dim, act_dim, self.seeds, config.agent.gamma, self.device
         )
         self.noise = make_noise(config.noise, act_dim, self.seeds)
         self.random_action_rngs = member_rngs(self.seeds, "random_actions")

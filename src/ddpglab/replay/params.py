@@ -1,0 +1,17 @@
+"""The base of a strategy's parameters: a strategy class carries its own as ``Params``.
+
+A strategy with parameters nests ``class Params(StrategyParams)`` in its class; the config
+validates ``replay.<kind>`` with it and dumps it as that section, and the buffer receives
+its fields as keyword arguments. Checked like every config section: unknown keys,
+NaN and infinities are refused, and assignments are validated too.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StrategyParams(BaseModel):
+    """Parameters of one replay strategy, the ``replay.<kind>`` section of a config."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
