@@ -162,8 +162,8 @@ def test_the_graph_sees_every_kind_of_import():
     assert "ddpglab.cli_common" in graph["ddpglab.report.commands"]  # module level
     assert "ddpglab.report.study_report" in graph["ddpglab.report.commands"]  # in a function
     assert "ddpglab.study" in graph["ddpglab.cli_common"]  # a submodule's parent package
-    assert "ddpglab.replay.uniform" in graph["ddpglab.replay"]  # a package's own modules
-    assert "ddpglab.replay" not in graph["ddpglab.replay.uniform"]  # ... not the reverse
+    assert "ddpglab.replay.build" in graph["ddpglab.replay"]  # a package's own modules
+    assert "ddpglab.replay" not in graph["ddpglab.replay.build"]  # ... not the reverse
     assert absolute("ddpglab.study.runner", 1, "spec") == "ddpglab.study.spec"
     assert absolute("ddpglab.study", 2, "report") == "ddpglab.report"
     tree = ast.parse('import importlib\nimportlib.import_module("ddpglab.report.commands")')
