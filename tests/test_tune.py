@@ -14,7 +14,6 @@ import yaml
 from cli_support import run_cli
 
 from ddpglab.checkpoint import folder_lock
-from ddpglab.cli import main
 from ddpglab.config import ConfigError, load_config
 from ddpglab.tune.search import (
     STORAGE,
@@ -72,7 +71,7 @@ def searched(tmp_path_factory):
     """A finished 3-trial search: the exit status, its folder and the spec's folder."""
     folder = tmp_path_factory.mktemp("tune")
     out = folder / "out"
-    rc = main(["tune", str(write_spec(folder)), "--out", str(out), "--workers", "1"])
+    rc, _, _ = run_cli(["tune", str(write_spec(folder)), "--out", str(out), "--workers", "1"])
     return rc, out, folder
 
 
