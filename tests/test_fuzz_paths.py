@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 from fuzz_support import assert_outcome_refused, dump, invoke
 
-# -- paths --------------------------------------------------------------------------------
-
 
 def _read_only_folder(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder nobody may write in. Where permissions do not stop this user (root), the
