@@ -114,6 +114,7 @@ def recorded(out: Path) -> dict[str, list[tuple]]:
         return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["uniform", "prioritized", "stratified", "softmax"])
 def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_path, kind):
     config = config_file(tmp_path, kind)
@@ -141,6 +142,7 @@ def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_p
         assert (out / checkpoint.relative_to(reference)).is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     overrides = {**OVERRIDES, "train.state_every": 0, "replay.kind": "uniform"}
     config = tmp_path / "config.yaml"
@@ -166,6 +168,7 @@ def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     assert recorded(out) == recorded(reference)
 
 
+@pytest.mark.slow
 def test_resume_refuses_config_options_and_finished_runs(tmp_path):
     out = tmp_path / "run"
     refused = run_cli_process(["train", "--out", str(out), "--resume", "--episodes", "3"])
@@ -252,6 +255,7 @@ def kill_study_mid_run(argv: list[str], out: Path, seed: str) -> tuple[str, Path
     return drawn, state
 
 
+@pytest.mark.slow
 def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
     argv, reference = resume_study(tmp_path)
     out = tmp_path / "killed"
@@ -262,6 +266,7 @@ def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
     assert not list((out / "runs" / "stratified").glob("state-*.npz"))
 
 
+@pytest.mark.slow
 def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
     """A driver killed before it wrote a worker's last episodes leaves a state that counts
     episodes the store lacks: continuing it would leave a gap, so the job starts over."""

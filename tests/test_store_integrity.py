@@ -132,6 +132,7 @@ def check_calls(conn: sqlite3.Connection, kills: int) -> int:
 KILL_DELAY_SEED = 9  # the kill delays' generator: a failure names it, to replay the delays
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_whole_episodes(tmp_path):
     rng = random.Random(KILL_DELAY_SEED)
     drawn = f"kill delays drawn with random.Random({KILL_DELAY_SEED})"

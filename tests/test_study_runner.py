@@ -253,6 +253,7 @@ def test_a_study_that_lands_between_the_check_and_the_lock_is_refused(
 # -- failures ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failing_workers_fail_their_runs_and_the_others_finish(tmp_path, capsys):
     variants = [
         {"name": "ok"},
@@ -346,6 +347,7 @@ def test_the_report_is_written_when_the_report_module_is_there(tmp_path, monkeyp
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path, signum):
     """Ctrl-C, or SIGTERM to the whole process group (how a session or a scheduler ends

@@ -316,6 +316,7 @@ def test_a_config_error_in_load_search_names_the_search_base(tmp_path):
         load_search(bad)
 
 
+@pytest.mark.slow
 def test_the_ray_backend_scores_trials_as_the_local_one_does(searched, tmp_path, capsys):
     """Same sampler seed, one trial at a time: the same parameters and the same values."""
     _, local_out, folder = searched
@@ -336,6 +337,7 @@ def test_the_genetic_sampler_with_median_pruning_is_refused(tmp_path):
     assert load_search(write_spec(tmp_path, sampler="tpe", pruner="median")).spec.pruner == "median"
 
 
+@pytest.mark.slow
 def test_a_resumed_search_draws_new_parameters(tmp_path, capsys):
     """A rerun for more trials continues the sampler past the trials it holds, instead of
     restarting it on the spec's seed and drawing the first trials' parameters again."""
