@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/ddpglab train --preset pendulum --seed 0 --out runs/demo --overwrite
 
 # pytest exits 5 when it collected no test: a suite that vanished is a failure, not a pass.
+# Runs the tests marked slow too; `$(BIN)/python -m pytest -m "not slow"` is a quicker local loop.
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest; rc=$$?; \

@@ -6,21 +6,18 @@ from typing import Any
 
 import pytest
 import torch
+from cli_support import TINY_RUN
 
 from ddpglab.config import Config, load_config
 
 # Small networks and short episodes: enough to exercise every code path of the trainer
-# (updates start once the buffer holds more than one batch) at a fraction of the cost.
+# (updates start once the buffer holds more than one batch) at a fraction of the cost. The
+# CLI tests' tiny-run flags (cli_support.FAST) are the same settings.
 TINY: dict[str, Any] = {
-    "agent.hidden": [32, 32],
-    "agent.batch_size": 16,
-    "replay.capacity": 1000,
+    **TINY_RUN,
     "env.max_episode_steps": 50,
     "train.episodes": 3,
-    "train.eval_every": 0,
-    "train.eval_episodes": 1,
     "train.checkpoint_every": 0,
-    "train.torch_threads": 1,
 }
 
 
@@ -58,3 +55,12 @@ def built_trainers(monkeypatch):
 
     monkeypatch.setattr(Trainer, "__init__", recording_init)
     return made
+
+
+@pytest.fixture
+def stop_before_training(monkeypatch):
+    """Training and a study's first write replaced by stand-ins that raise
+    fuzz_support.ReachedTraining: the CLI accepted the input (the fuzz tests' seam)."""
+    from fuzz_support import patch_the_seam
+
+    patch_the_seam(monkeypatch)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sqlite3
 import subprocess
@@ -12,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from cli_support import FAST, run_cli
+from cli_support import FAST, run_cli, start_cli_process
 
-from ddpglab.cli import build_parser, main, resolve_train_config
+from ddpglab.cli import build_parser, resolve_train_config
 from ddpglab.config import load_config
 
 # -- how the command line becomes a config ------------------------------------------------------
@@ -65,10 +63,8 @@ def smoke_run(tmp_path_factory):
         "--set", "train.checkpoint_every=2",
         "--out", str(out), "--quiet",
     ]  # fmt: skip
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        rc = main(argv)
-    return out, rc, stdout.getvalue(), stderr.getvalue()
+    rc, stdout, stderr = run_cli(argv)
+    return out, rc, stdout, stderr
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +255,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path, d
     import signal
     import time
 
-    command = [sys.executable, "-m", "ddpglab", "train", "--preset", "pendulum", "--quiet"]
-    process = subprocess.Popen(
+    command = ["train", "--preset", "pendulum", "--quiet"]
+    process = start_cli_process(
         [*command, "--episodes", "50", "--out", str(tmp_path / "run")],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -282,8 +278,8 @@ def test_a_ctrl_c_while_building_the_parser_ends_with_status_130(monkeypatch, ca
 
     monkeypatch.setattr(ddpglab.cli, "build_parser", interrupted)
     try:
-        status = main(["train"])
+        status, _, err = run_cli(["train"], capsys)
     except KeyboardInterrupt:
         pytest.fail("the KeyboardInterrupt escaped main()")
     assert status == 130
-    assert capsys.readouterr().err == "ddpglab: interrupted\n"
+    assert err == "ddpglab: interrupted\n"

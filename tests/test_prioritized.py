@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_support import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -233,14 +234,14 @@ def test_training_with_prioritized_replay_updates_priorities(tiny_config):
 
 
 def test_cli_trains_with_replay_prioritized(tmp_path, capsys, built_trainers):
-    from ddpglab.cli import main
     from ddpglab.config import load_config
 
     argv = ["train", "--replay", "prioritized", "--episodes", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
     argv += ["--set", "replay.prioritized.alpha=0.5", "--set", "replay.prioritized.beta0=0.3"]
     argv += ["--set", "replay.prioritized.eps=0.001", "--out", str(tmp_path / "run")]
-    assert main(argv) == 0, capsys.readouterr().err
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
     assert (tmp_path / "run" / "summary.json").is_file()
     # The run records the replay it was asked for, with its options (not the defaults).
     recorded = load_config(None, tmp_path / "run" / "config.yaml").replay
@@ -253,5 +254,6 @@ def test_cli_trains_with_replay_prioritized(tmp_path, capsys, built_trainers):
     assert type(buf) is PrioritizedReplay
     assert (buf.alpha, buf.beta0, buf.eps) == (0.5, 0.3, 0.001)
     assert buf.beta[0, 0] == pytest.approx(1.0)
-    assert main(["train", "--replay", "nope", "--out", str(tmp_path / "bad")]) == 2
-    assert "replay.kind" in capsys.readouterr().err
+    rc, _, err = run_cli(["train", "--replay", "nope", "--out", str(tmp_path / "bad")], capsys)
+    assert rc == 2
+    assert "replay.kind" in err

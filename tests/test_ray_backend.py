@@ -100,6 +100,7 @@ def store_contents(out: Path) -> dict[tuple[str, int], tuple[str, str | None, li
         }
 
 
+@pytest.mark.slow
 def test_a_ray_study_stores_exactly_what_local_workers_store(ray_cluster, tmp_path):
     local = study(fast_spec(), tmp_path / "local", backend="local")
     on_ray = study(fast_spec(), tmp_path / "ray")
@@ -143,6 +144,7 @@ def test_failing_tasks_fail_their_runs_with_the_reason_and_the_others_finish(ray
     assert "simulated env failure" in (tmp_path / "errors.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_done_pairs_and_continues_a_stopped_job_from_its_state(ray_cluster, tmp_path):
     variants = [
         {"name": "plain", "set": {"replay.kind": "uniform"}},

@@ -15,6 +15,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from cli_support import run_cli
 from replay_support import (
     ACT_DIM,
     GAMMA,
@@ -272,13 +273,12 @@ def test_a_poisoned_reward_stops_only_its_member(tiny_config, kind):
 def test_every_strategy_trains_with_n_step_returns_and_a_shrinking_window(
     kind, tmp_path, capsys, built_trainers
 ):
-    from ddpglab.cli import main
-
     argv = ["train", "--replay", kind, "--episodes", "2", "--seeds", "2", "--quiet"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=40"]
     argv += ["--set", "replay.n_step=3", "--set", "replay.window.schedule=exponential"]
     argv += ["--set", "replay.window.start=60", "--set", "replay.window.end=20"]
-    assert main([*argv, "--out", str(tmp_path / kind)]) == 0, capsys.readouterr().err
+    rc, _, err = run_cli([*argv, "--out", str(tmp_path / kind)], capsys)
+    assert rc == 0, err
     assert (tmp_path / kind / "summary.json").is_file()
     recorded = load_config(None, tmp_path / kind / "config.yaml").replay
     assert (recorded.kind, recorded.n_step) == (kind, 3)

@@ -5,7 +5,8 @@ The kill comes from inside: ``StoppedPendulum`` (registered below and named
 ``test_resume:StoppedPendulum-v0``, so that gymnasium imports this module in the training
 process too) sends its own process a signal at its N-th step in that process, N taken from
 the environment. The env is part of the config, so the reference run, the killed run and
-the resumed run all use it; only the killed one is given an N.
+the resumed run all use it; only the killed one is given an N. N is drawn from a generator
+seeded in the test, and the seed is in every failure message: a failure replays exactly.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from cli_support import run_cli, run_cli_process
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from ddpglab.config import load_config
@@ -31,7 +31,6 @@ from ddpglab.run_folder import train
 from ddpglab.state_files import load_state, save_state
 from ddpglab.training import STATE_FILE
 
-HERE = Path(__file__).resolve().parent
 STOP_AT = "DDPGLAB_TEST_STOP_AT_STEP"
 STOP_SIGNAL = "DDPGLAB_TEST_STOP_SIGNAL"
 EPISODE_STEPS, EPISODES, SEEDS, STATE_EVERY = 30, 8, [3, 4], 2
@@ -96,12 +95,10 @@ def config_file(folder: Path, kind: str) -> Path:
     return path
 
 
-def run_cli(argv: list[str], **env: str) -> subprocess.CompletedProcess:
-    """``python -m ddpglab ARGV`` with this folder importable (for the test env)."""
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path]), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ddpglab", *argv], env=environ, capture_output=True, text=True
-    )
+def kill_step(seed: str, first: int, last: int) -> int:
+    """The step to kill a run at, drawn from first..last by a generator seeded with
+    ``seed``: the same step every time, so a failure names what replays it."""
+    return random.Random(seed).randint(first, last)
 
 
 def recorded(out: Path) -> dict[str, list[tuple]]:
@@ -120,6 +117,7 @@ def recorded(out: Path) -> dict[str, list[tuple]]:
         return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(strategies()))
 def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_path, kind):
     config = config_file(tmp_path, kind)
@@ -128,22 +126,26 @@ def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_p
 
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
     first_state = len(SEEDS) * EPISODE_STEPS * STATE_EVERY
-    kill_at = random.Random().randint(first_state + 1, steps_per_run - 1)
+    seed = f"resume {kind}"
+    kill_at = kill_step(seed, first_state + 1, steps_per_run - 1)
+    drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
+    print(drawn)
     out = tmp_path / "killed"
     argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
-    killed = run_cli(argv, **{STOP_AT: str(kill_at)})
-    assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
-    assert (out / STATE_FILE).is_file()
-    assert not (out / "summary.json").exists()
+    killed = run_cli_process(argv, **{STOP_AT: str(kill_at)})
+    assert killed.returncode == -signal.SIGKILL, (drawn, killed.stderr)
+    assert (out / STATE_FILE).is_file(), drawn
+    assert not (out / "summary.json").exists(), drawn
 
-    resumed = run_cli(["train", "--out", str(out), "--resume", "--quiet"])
-    assert resumed.returncode == 0, (kill_at, resumed.stderr)
-    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
+    resumed = run_cli_process(["train", "--out", str(out), "--resume", "--quiet"])
+    assert resumed.returncode == 0, (drawn, resumed.stderr)
+    assert recorded(out) == recorded(reference), drawn
     assert not (out / STATE_FILE).exists(), "a finished run leaves no state behind"
     for checkpoint in (reference / "checkpoints").rglob("*.pt"):
         assert (out / checkpoint.relative_to(reference)).is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     overrides = {**OVERRIDES, "train.state_every": 0, "replay.kind": "uniform"}
     config = tmp_path / "config.yaml"
@@ -155,7 +157,7 @@ def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
 
     out = tmp_path / "stopped"
     argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
-    stopped = run_cli(argv, **{STOP_AT: "200", STOP_SIGNAL: str(int(signal.SIGTERM))})
+    stopped = run_cli_process(argv, **{STOP_AT: "200", STOP_SIGNAL: str(int(signal.SIGTERM))})
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
     assert "continue with --resume" in stopped.stderr
     assert "Traceback" not in stopped.stderr
@@ -164,21 +166,22 @@ def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     with closing(sqlite3.connect(out / "results.sqlite")) as conn:
         assert {s for (s,) in conn.execute("SELECT status FROM runs")} == {"failed"}
 
-    resumed = run_cli(["train", "--out", str(out), "--resume", "--quiet"])
+    resumed = run_cli_process(["train", "--out", str(out), "--resume", "--quiet"])
     assert resumed.returncode == 0, resumed.stderr
     assert recorded(out) == recorded(reference)
 
 
+@pytest.mark.slow
 def test_resume_refuses_config_options_and_finished_runs(tmp_path):
     out = tmp_path / "run"
-    refused = run_cli(["train", "--out", str(out), "--resume", "--episodes", "3"])
+    refused = run_cli_process(["train", "--out", str(out), "--resume", "--episodes", "3"])
     assert refused.returncode == 2 and "drop --episodes" in refused.stderr
-    missing = run_cli(["train", "--out", str(out), "--resume"])
+    missing = run_cli_process(["train", "--out", str(out), "--resume"])
     assert missing.returncode == 2 and "no run to resume" in missing.stderr
     (out).mkdir()
     (out / "config.yaml").write_text("{}\n")
     (out / "summary.json").write_text("{}\n")
-    finished = run_cli(["train", "--out", str(out), "--resume"])
+    finished = run_cli_process(["train", "--out", str(out), "--resume"])
     assert finished.returncode == 2 and "has finished" in finished.stderr
     for result in (refused, missing, finished):
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -236,40 +239,43 @@ def resume_study(tmp_path: Path) -> tuple[list[str], Path]:
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     argv = ["study", str(spec_file), "--workers", "1", "--threads", "1", "--quiet", "--no-report"]
-    reference = run_cli([*argv, "--out", str(tmp_path / "reference")])
+    reference = run_cli_process([*argv, "--out", str(tmp_path / "reference")])
     assert reference.returncode == 0, reference.stderr
     return argv, tmp_path / "reference"
 
 
-def kill_study_mid_run(argv: list[str], out: Path) -> tuple[int, Path]:
-    """Run the study into ``out``, its worker killed at a random step after the first
-    state save: (the step, the saved state's path)."""
+def kill_study_mid_run(argv: list[str], out: Path, seed: str) -> tuple[str, Path]:
+    """Run the study into ``out``, its worker killed at a step after the first state save
+    drawn with ``seed``: (that step and seed in words, for failure messages; the saved
+    state's path)."""
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
-    kill_at = random.Random().randint(
-        len(SEEDS) * EPISODE_STEPS * STATE_EVERY + 1, steps_per_run - 1
-    )
-    killed = run_cli([*argv, "--out", str(out)], **{STOP_AT: str(kill_at)})
-    assert killed.returncode == 1, (kill_at, killed.stderr)  # its runs failed: the worker died
+    kill_at = kill_step(seed, len(SEEDS) * EPISODE_STEPS * STATE_EVERY + 1, steps_per_run - 1)
+    drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
+    print(drawn)
+    killed = run_cli_process([*argv, "--out", str(out)], **{STOP_AT: str(kill_at)})
+    assert killed.returncode == 1, (drawn, killed.stderr)  # its runs failed: the worker died
     (state,) = (out / "runs" / "stratified").glob("state-*.npz")
-    return kill_at, state
+    return drawn, state
 
 
+@pytest.mark.slow
 def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
     argv, reference = resume_study(tmp_path)
     out = tmp_path / "killed"
-    kill_at, _ = kill_study_mid_run(argv, out)
-    rerun = run_cli([*argv, "--out", str(out)])
-    assert rerun.returncode == 0, (kill_at, rerun.stderr)
-    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
+    drawn, _ = kill_study_mid_run(argv, out, seed="study job killed")
+    rerun = run_cli_process([*argv, "--out", str(out)])
+    assert rerun.returncode == 0, (drawn, rerun.stderr)
+    assert recorded(out) == recorded(reference), drawn
     assert not list((out / "runs" / "stratified").glob("state-*.npz"))
 
 
+@pytest.mark.slow
 def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
     """A driver killed before it wrote a worker's last episodes leaves a state that counts
     episodes the store lacks: continuing it would leave a gap, so the job starts over."""
     argv, reference = resume_study(tmp_path)
     out = tmp_path / "killed"
-    kill_at, state = kill_study_mid_run(argv, out)
+    drawn, state = kill_study_mid_run(argv, out, seed="state ahead of the store")
     counted = load_state(state, arrays=False)["members"][0]["episodes"]
     with closing(sqlite3.connect(out / "results.sqlite")) as conn, conn:
         conn.execute(
@@ -277,16 +283,15 @@ def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
             " (SELECT run_id FROM runs WHERE seed = ?)",
             (counted, SEEDS[0]),
         )
-    rerun = run_cli([*argv, "--out", str(out)])
-    assert rerun.returncode == 0, (kill_at, rerun.stderr)
-    assert recorded(out) == recorded(reference), f"killed at step {kill_at}"
+    rerun = run_cli_process([*argv, "--out", str(out)])
+    assert rerun.returncode == 0, (drawn, rerun.stderr)
+    assert recorded(out) == recorded(reference), drawn
 
 
 def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
     tmp_path, monkeypatch, capsys
 ):
     import ddpglab.state_files
-    from ddpglab.cli import main
 
     real_savez, calls = np.savez, []
 
@@ -301,8 +306,7 @@ def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
     out = tmp_path / "run"
     overrides = ["--set", "train.state_every=1", "--set", "env.max_episode_steps=30"]
     argv = ["train", "--set", "agent.hidden=[32,32]", *overrides, "--episodes", "4"]
-    rc = main([*argv, "--seeds", "2", "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
+    rc, _, err = run_cli([*argv, "--seeds", "2", "--out", str(out), "--quiet"], capsys)
     assert rc == 1
     assert err.strip().splitlines()[-1] == "ddpglab: error: [Errno 28] No space left on device"
     assert load_state(out / STATE_FILE, arrays=False)["members"][0]["episodes"] == 1
@@ -315,7 +319,6 @@ def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
 def test_a_failed_store_write_stops_the_run_with_one_line_and_keeps_the_store(
     tmp_path, monkeypatch, capsys
 ):
-    from ddpglab.cli import main
     from ddpglab.store import ResultsStore
 
     real_add, calls = ResultsStore.add_episodes, []
@@ -329,8 +332,7 @@ def test_a_failed_store_write_stops_the_run_with_one_line_and_keeps_the_store(
     monkeypatch.setattr(ResultsStore, "add_episodes", disk_full_on_third_episode)
     out = tmp_path / "run"
     argv = ["train", "--set", "agent.hidden=[32,32]", "--set", "env.max_episode_steps=30"]
-    rc = main([*argv, "--episodes", "4", "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
+    rc, _, err = run_cli([*argv, "--episodes", "4", "--out", str(out), "--quiet"], capsys)
     assert rc == 1
     assert err.strip().splitlines() == ["ddpglab: error: database or disk is full"]
     with closing(sqlite3.connect(out / "results.sqlite")) as conn:

@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+from cli_support import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -252,12 +253,11 @@ def test_cli_trains_with_replay_softmax(tmp_path, capsys, built_trainers):
     import json
     import sqlite3
 
-    from ddpglab.cli import main
-
     argv = ["train", "--replay", "softmax", "--episodes", "2", "--quiet", "--seeds", "2"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
     argv += ["--set", "replay.softmax.beta=0.05", "--out", str(tmp_path / "run")]
-    assert main(argv) == 0, capsys.readouterr().err
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
     assert (tmp_path / "run" / "summary.json").is_file()
     # Each member's row in the store records softmax replay at the beta asked for.
     with sqlite3.connect(tmp_path / "run" / "results.sqlite") as conn:
@@ -271,5 +271,6 @@ def test_cli_trains_with_replay_softmax(tmp_path, capsys, built_trainers):
     assert type(trainer.buffer) is SoftmaxReplay
     assert trainer.buffer.beta == 0.05
     bad = ["train", "--replay", "softmax", "--set", "replay.softmax.beta=0"]
-    assert main([*bad, "--out", str(tmp_path / "bad")]) == 2
-    assert "replay.softmax.beta" in capsys.readouterr().err
+    rc, _, err = run_cli([*bad, "--out", str(tmp_path / "bad")], capsys)
+    assert rc == 2
+    assert "replay.softmax.beta" in err

@@ -1,7 +1,8 @@
 """The results store under SIGKILL, and what a run's row records.
 
 A child process writes runs, episodes, evals and checkpoints through ResultsStore as fast
-as it can and is killed with SIGKILL after a random delay, many times over the same store
+as it can and is killed with SIGKILL after a random delay (drawn from a generator seeded
+in the test, the seed printed and in the failure messages), many times over the same store
 files. After every kill the store must open, pass ``PRAGMA integrity_check``, still be in
 WAL mode, and hold every add_episodes call whole or not at all.
 """
@@ -128,8 +129,14 @@ def check_calls(conn: sqlite3.Connection, kills: int) -> int:
     return len(groups)
 
 
+KILL_DELAY_SEED = 9  # the kill delays' generator: a failure names it, to replay the delays
+
+
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_whole_episodes(tmp_path):
-    rng = random.Random(9)
+    rng = random.Random(KILL_DELAY_SEED)
+    drawn = f"kill delays drawn with random.Random({KILL_DELAY_SEED})"
+    print(drawn)
     kills, stores, deadline = 0, 0, time.monotonic() + 15.0
     grown = []  # calls held after each kill of the current store
     while kills < 30 and time.monotonic() < deadline:
@@ -148,14 +155,16 @@ def test_sigkill_at_random_moments_leaves_whole_episodes(tmp_path):
         child.wait()
         err = child.stderr.read().decode()
         child.stderr.close()
-        assert child.returncode == -signal.SIGKILL, f"the writer stopped by itself:\n{err}"
+        assert child.returncode == -signal.SIGKILL, (
+            f"the writer stopped by itself ({drawn}):\n{err}"
+        )
         kills += 1
         if not path.exists():
             continue  # killed before it created the store
         logged = [int(x) for x in log.read_text().split()] if log.exists() else []
         grown.append(check_store(path, logged, kills))
-    assert kills >= 15  # 30 unless the machine is very busy
-    assert max(grown) > 200  # the writers got well into their loops, across kills
+    assert kills >= 15, drawn  # 30 unless the machine is very busy
+    assert max(grown) > 200, drawn  # the writers got well into their loops, across kills
 
 
 # -- what a run's row records ------------------------------------------------------------

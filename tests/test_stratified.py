@@ -6,6 +6,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from cli_support import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,12 +135,11 @@ def test_state_dict_round_trip_continues_identically():
 
 
 def test_training_records_each_episodes_threshold_in_the_store(tmp_path, capsys):
-    from ddpglab.cli import main
-
     argv = ["train", "--replay", "stratified", "--episodes", "4", "--quiet", "--seeds", "2"]
     argv += ["--set", "agent.hidden=[16,16]", "--set", "env.max_episode_steps=30"]
     argv += ["--set", "replay.stratified.threshold_std=-0.5", "--out", str(tmp_path / "run")]
-    assert main(argv) == 0, capsys.readouterr().err
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
     with sqlite3.connect(tmp_path / "run" / "results.sqlite") as db:
         rows = db.execute("SELECT run_id, return, threshold FROM episodes ORDER BY run_id, episode")
         rows = rows.fetchall()

@@ -10,14 +10,12 @@ networks are slowest on more (and the test machine is shared).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import yaml
-from cli_support import assert_refused, run_cli
+from cli_support import assert_refused, run_cli, start_cli_process
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from ddpglab.cli import main
 from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
@@ -97,22 +94,13 @@ def returns_by_pair(out: Path) -> dict[tuple[str, int], list[float]]:
         return {(r["variant"], r["seed"]): store.returns(r["run_id"]) for r in store.runs()}
 
 
-def main_quiet(argv: list[str]) -> tuple[int, str]:
-    """ddpglab main(argv) -> (exit status, stdout)."""
-    with contextlib.redirect_stdout(io.StringIO()) as stdout:
-        try:
-            rc = main(argv)
-        except SystemExit as exit_:
-            rc = exit_.code
-    return rc, stdout.getvalue()
-
-
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """studies/smoke.yaml run once through the CLI with 2 workers: (folder, exit, stdout)."""
     out = tmp_path_factory.mktemp("smoke") / "study"
     argv = ["study", str(SMOKE), "--out", str(out), "--workers", "2", "--threads", "1"]
-    return (out, *main_quiet([*argv, "--quiet", "--no-report"]))
+    rc, stdout, _ = run_cli([*argv, "--quiet", "--no-report"])
+    return out, rc, stdout
 
 
 def test_smoke_study_stores_every_variant_seed_and_episode(smoke):
@@ -265,6 +253,7 @@ def test_a_study_that_lands_between_the_check_and_the_lock_is_refused(
 # -- failures ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failing_workers_fail_their_runs_and_the_others_finish(tmp_path, capsys):
     variants = [
         {"name": "ok"},
@@ -358,21 +347,20 @@ def test_the_report_is_written_when_the_report_module_is_there(tmp_path, monkeyp
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path, signum):
     """Ctrl-C, or SIGTERM to the whole process group (how a session or a scheduler ends
     it), stops the study the same way."""
     spec = write_spec(tmp_path, fast_spec(episodes=500))
     out = tmp_path / "study"
-    argv = [sys.executable, "-m", "ddpglab", "study", str(spec), "--out", str(out)]
-    argv += ["--threads", "1", "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = ["study", str(spec), "--out", str(out), "--threads", "1", "--quiet"]
     # A session of its own: SIGINT to its process group is what Ctrl-C in a terminal sends.
     # SIGINT's default action restored first: a suite started in the background (`cmd &`
     # in a script) passes SIGINT on as ignored, and Python then keeps ignoring it.
-    proc = subprocess.Popen(
+    proc = start_cli_process(
         argv,
-        env=env,
+        env={"OMP_NUM_THREADS": "1"},
         start_new_session=True,
         stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -433,12 +421,12 @@ def test_seeds_and_episodes_flags_replace_the_specs_and_the_same_command_resumes
     out = tmp_path / "study"
     argv = ["study", str(spec), "--out", str(out), "--seeds", "5,7", "--episodes", "1"]
     argv += ["--workers", "1", "--threads", "1", "--no-report", "--quiet"]
-    code, _ = main_quiet(argv)
+    code, _, _ = run_cli(argv)
     assert code == 0
     runs = runs_of(out)
     assert sorted({r["seed"] for r in runs}) == [5, 7]
     with sqlite3.connect(out / "results.sqlite") as conn:
         episodes = conn.execute("SELECT DISTINCT episode FROM episodes").fetchall()
     assert episodes == [(1,)]
-    code, line = main_quiet(argv)  # the changed spec was stored: this resumes, nothing to do
+    code, line, _ = run_cli(argv)  # the changed spec was stored: this resumes, nothing to do
     assert code == 0 and json.loads(line)["skipped"] == len(runs)

@@ -14,7 +14,6 @@ import yaml
 from cli_support import run_cli
 from report_support import episode_rows
 
-from ddpglab.cli import main
 from ddpglab.config import ConfigError, load_config
 from ddpglab.run_control import folder_lock
 from ddpglab.tune.search import (
@@ -73,7 +72,7 @@ def searched(tmp_path_factory):
     """A finished 3-trial search: the exit status, its folder and the spec's folder."""
     folder = tmp_path_factory.mktemp("tune")
     out = folder / "out"
-    rc = main(["tune", str(write_spec(folder)), "--out", str(out), "--workers", "1"])
+    rc, _, _ = run_cli(["tune", str(write_spec(folder)), "--out", str(out), "--workers", "1"])
     return rc, out, folder
 
 
@@ -318,6 +317,7 @@ def test_a_config_error_in_load_search_names_the_search_base(tmp_path):
         load_search(bad)
 
 
+@pytest.mark.slow
 def test_the_ray_backend_scores_trials_as_the_local_one_does(searched, tmp_path, capsys):
     """Same sampler seed, one trial at a time: the same parameters and the same values."""
     _, local_out, folder = searched
@@ -338,6 +338,7 @@ def test_the_genetic_sampler_with_median_pruning_is_refused(tmp_path):
     assert load_search(write_spec(tmp_path, sampler="tpe", pruner="median")).spec.pruner == "median"
 
 
+@pytest.mark.slow
 def test_a_resumed_search_draws_new_parameters(tmp_path, capsys):
     """A rerun for more trials continues the sampler past the trials it holds, instead of
     restarting it on the spec's seed and drawing the first trials' parameters again."""
