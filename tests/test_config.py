@@ -185,6 +185,21 @@ def test_bad_config_file_gives_one_line_error(tmp_path, text, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("env:\n  id: Pendulum-v1\nagent: {tau: 0.1\n", 4),  # unclosed: stops at the end
+        ("env:\n  id: a: b\n", 2),
+        ("env: {}\nagent: \x07\n", 2),  # a character PyYAML refuses to read
+    ],
+)
+def test_a_yaml_error_names_the_line_where_reading_stopped(tmp_path, text, line):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"bad.yaml: not valid YAML \(.*, line {line}\)$"):
+        load_config(None, file=path)
+
+
 def test_missing_config_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(None, file=tmp_path / "nope.yaml")

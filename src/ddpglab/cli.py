@@ -126,8 +126,7 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ddpglab.envs import make_env
-    from ddpglab.machine import check_buffer_fits, training_device
+    from ddpglab.machine import preflight
     from ddpglab.run_folder import prepare_out_dir, train
 
     if args.resume:
@@ -136,12 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"ddpglab: no saved state in {args.out}; the run starts over", file=sys.stderr)
     else:
         config, has_state = resolve_train_config(args), False
-    env = make_env(config.env.id, config.env.max_episode_steps)
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    env.close()
-    members = len(config.train.seeds)
-    check_buffer_fits(config.replay.kind, config.replay.capacity, obs_dim, act_dim, members)
-    training_device(config.train.device)
+    preflight(config)
     if args.tensorboard:
         from ddpglab.tensorboard import require_tensorboard
 

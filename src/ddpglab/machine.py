@@ -1,7 +1,8 @@
-"""What this machine can run: room for a replay buffer, the GPU a config names.
+"""What this machine can run: the env a config names, room for its replay buffer, the GPU.
 
-Checked before a run makes its env or writes a file, by ``ddpglab train``, the study
-runner and the trainer itself.
+:func:`preflight` checks them, in that order, before a run writes a file: ``ddpglab
+train``, the study runner (for each job) and the trainer itself (which has made its envs
+already and passes their sizes) all call it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import os
 
 import torch
 
-from ddpglab.config import ConfigError
+from ddpglab.config import Config, ConfigError, EnvConfig
+from ddpglab.envs import make_env
 from ddpglab.replay import strategies
 
 
@@ -35,3 +37,37 @@ def training_device(name: str) -> torch.device:
         if device.index is not None and device.index >= count:
             raise ConfigError(f"train.device {name}: this machine has {count} CUDA GPU(s)")
     return device
+
+
+def env_dims(env: EnvConfig) -> tuple[int, int]:
+    """Make the env once (refusing one that cannot be made) and return its observation and
+    action sizes."""
+    made = make_env(env.id, env.max_episode_steps)
+    obs_dim, act_dim = made.observation_space.shape[0], made.action_space.shape[0]
+    made.close()
+    return obs_dim, act_dim
+
+
+def preflight(
+    config: Config,
+    members: int | None = None,
+    dims: tuple[int, int] | None = None,
+    check_device: bool = True,
+) -> tuple[int, int]:
+    """Refuse a config this machine cannot run: the env can be made, the replay fits in
+    memory, the device exists, checked in that order; returns (obs_dim, act_dim).
+
+    Args:
+        config: the validated config.
+        members: members trained together (default: one per ``train.seeds``).
+        dims: the env's (obs_dim, act_dim) when the caller knows them (made its envs
+            already, or caches them per env): the env is not made again.
+        check_device: False where the run may go to another machine (a study's jobs on a
+            Ray cluster), or the caller has checked the device itself.
+    """
+    obs_dim, act_dim = dims if dims is not None else env_dims(config.env)
+    members = len(config.train.seeds) if members is None else members
+    check_buffer_fits(config.replay.kind, config.replay.capacity, obs_dim, act_dim, members)
+    if check_device:
+        training_device(config.train.device)
+    return obs_dim, act_dim

@@ -107,20 +107,18 @@ def check_out_dir(out: Path, study: Study, overwrite: bool) -> None:
 
 
 def check_resources(study: Study, plan: Plan) -> None:
-    """Every variant's env can be made and each job's replay fits in memory."""
-    from ddpglab.envs import make_env
-    from ddpglab.machine import check_buffer_fits
+    """Every variant's env can be made and each job's replay fits in memory (the device is
+    not checked here: a job may run on another machine, whose trainer checks it)."""
+    from ddpglab.machine import env_dims, preflight
 
     dims: dict[tuple[str, int | None], tuple[int, int]] = {}
     for job in plan.jobs:
         cfg = job.variant.config
         key = (cfg.env.id, cfg.env.max_episode_steps)
         if key not in dims:
-            env = make_env(*key)
-            dims[key] = (env.observation_space.shape[0], env.action_space.shape[0])
-            env.close()
+            dims[key] = env_dims(cfg.env)
         try:
-            check_buffer_fits(cfg.replay.kind, cfg.replay.capacity, *dims[key], len(job.seeds))
+            preflight(cfg, len(job.seeds), dims[key], check_device=False)
         except ConfigError as err:
             raise ConfigError(f"study variant '{job.variant.name}': {err}") from None
 

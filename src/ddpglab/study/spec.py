@@ -14,10 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ddpglab.config import ConfigError
+from ddpglab.config import ConfigError, SpecLoader, read_yaml_file, yaml_mapping
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
@@ -30,7 +29,9 @@ MAX_SEED_COUNT = 1_000_000
 STUDY_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")
 
 
-class _Strict(BaseModel):
+class StrictSpec(BaseModel):
+    """A spec section: unknown keys and non-finite numbers are refused."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -47,7 +48,7 @@ def _check_keys(overrides: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-class AxisSpec(_Strict):
+class AxisSpec(StrictSpec):
     """One dimension of a product: a dotted config key and the values it takes.
 
     ``values`` is a list (names show each value compactly: 10000 -> ``1e4``) or a mapping
@@ -80,7 +81,7 @@ class AxisSpec(_Strict):
         return [(f"{prefix}{format_value(value)}", value) for value in self.values]
 
 
-class BaseSpec(_Strict):
+class BaseSpec(StrictSpec):
     """The config every variant starts from: preset, then config file, then ``set``."""
 
     preset: str | None = None
@@ -90,7 +91,7 @@ class BaseSpec(_Strict):
     _keys = field_validator("set")(_check_keys)
 
 
-class VariantSpec(_Strict):
+class VariantSpec(StrictSpec):
     """A named set of overrides, optionally crossed with axes of its own; ``preset``, if
     given, replaces the base's preset for this variant (the base's ``config`` and ``set``
     still apply on top of it)."""
@@ -107,7 +108,7 @@ class VariantSpec(_Strict):
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
-class StudySpec(_Strict):
+class StudySpec(StrictSpec):
     """A study: variants x seeds, each seed trained for the same budget."""
 
     name: str
@@ -173,18 +174,8 @@ def _compact_number(x: int | float) -> str:
 # -- reading ------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML that reads 1e4 and 1e-3 as numbers (YAML 1.1 wants 1.0e+4), as people write them."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def spec_error(origin: str, err: ValidationError) -> ConfigError:
+    """The first problem of a spec that did not validate, as one line starting with ``origin``."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
@@ -193,26 +184,12 @@ def spec_error(origin: str, err: ValidationError) -> ConfigError:
     return ConfigError(f"{origin}: {where}: {message}" if where else f"{origin}: {message}")
 
 
-def read_yaml_file(path: Path, what: str) -> Any:
-    try:  # is_file() too can fail: a name longer than the file system allows
-        if not path.is_file():
-            raise ConfigError(f"{what} not found: {path}")
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read {what} {path}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
-
-
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a spec file; problems raise a one-line :class:`ConfigError`."""
     path = Path(path)
-    data = read_yaml_file(path, "study spec")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping (name, base, seeds, variants, ...)")
-    return parse_spec(data, str(path))
+    data = read_yaml_file(path, "study spec", SpecLoader)
+    expected = "(name, base, seeds, variants, ...)"
+    return parse_spec(yaml_mapping(data, str(path), expected, empty=False), str(path))
 
 
 def parse_spec(data: dict[str, Any], origin: str = "study spec") -> StudySpec:

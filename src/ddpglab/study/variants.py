@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
 from ddpglab.config import (
     Config,
     ConfigError,
+    SpecLoader,
     apply_overrides,
+    cleared_budgets,
+    flatten,
     preset_dict,
-    section_fields,
-    section_type,
+    read_yaml_file,
     validate,
+    value_at,
+    yaml_mapping,
 )
 from ddpglab.study.spec import (
     NAME,
@@ -36,7 +39,6 @@ from ddpglab.study.spec import (
     StudySpec,
     VariantSpec,
     load_spec,
-    read_yaml_file,
 )
 
 
@@ -92,39 +94,10 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config sections as dotted keys: {"agent": {"tau": 1}} -> {"agent.tau": 1}."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and (value or _is_section(dotted)):
-            out.update(_flatten(value, f"{dotted}."))  # an empty section sets nothing
-        else:  # also {} under an unknown key or a value's key: apply_overrides refuses it
-            out[dotted] = value
-    return out
-
-
-def _is_section(dotted: str) -> bool:
-    """Whether a dotted key names a config section ("agent", "replay.window")."""
-    section: type[BaseModel] | None = Config
-    for part in dotted.split("."):
-        field = section_fields(section).get(part) if section is not None else None
-        if field is None:
-            return False
-        section, _ = section_type(field.annotation)
-    return section is not None
-
-
-def _value_at(data: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        data = data[part]
-    return data
-
-
 def _normalized(overrides: dict[str, Any], config: Config) -> dict[str, Any]:
     """Each override as the config reads it (1e4 -> 10000), so equal studies hash equally."""
     dumped = config.model_dump(mode="json")
-    return {key: _value_at(dumped, key) for key in overrides}
+    return {key: value_at(dumped, key) for key in overrides}
 
 
 def base_overrides(base: BaseSpec, spec_dir: Path) -> dict[str, Any]:
@@ -132,15 +105,15 @@ def base_overrides(base: BaseSpec, spec_dir: Path) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     if base.config is not None:
         path = spec_dir / base.config
-        data = read_yaml_file(path, "base config file")
-        if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config sections")
-        layer = _flatten(data or {})
+        data = read_yaml_file(path, "base config file", SpecLoader)
+        layer = flatten(yaml_mapping(data, str(path), "of config sections"))
         for key in ("train.seeds", "train.torch_threads"):
             layer.pop(key, None)
-        for chosen, other in (("train.steps", "train.episodes"), ("train.episodes", "train.steps")):
-            if layer.get(chosen) is not None:
-                layer.setdefault(other, None)  # one budget: the file's, not a default's too
+        # one budget: the file's, not a default's too
+        train_layer = {
+            k.removeprefix("train."): v for k, v in layer.items() if k.startswith("train.")
+        }
+        layer.update({f"train.{k}": v for k, v in cleared_budgets(train_layer).items()})
     return {**layer, **base.set}
 
 
@@ -188,8 +161,9 @@ def resolve(spec: StudySpec, spec_dir: str | Path = ".") -> Study:
     for key in ("train.episodes", "train.steps"):
         base_set.pop(key, None)
     # Both budget keys: one set, the other cleared, whatever the base had.
-    study_set = {"train.episodes": None, "train.steps": None, "train.seeds": spec.seeds}
-    study_set |= {f"train.{k}": v for k, v in budget.items()}
+    study_budget = {**budget, **cleared_budgets(budget)}
+    study_set = {f"train.{k}": study_budget[k] for k in ("episodes", "steps")}
+    study_set["train.seeds"] = spec.seeds
 
     variants, seen = [], set()
     for name, preset, overrides in expand_variants(spec):

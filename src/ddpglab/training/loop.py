@@ -20,7 +20,7 @@ from ddpglab.agent import DDPGAgent
 from ddpglab.config import Config, ConfigError
 from ddpglab.envs import MemberEnvs
 from ddpglab.evaluation import MemberEvaluator
-from ddpglab.machine import check_buffer_fits, training_device
+from ddpglab.machine import preflight, training_device
 from ddpglab.noise import make_noise
 from ddpglab.progress import TrainProgress
 from ddpglab.replay import build_buffer
@@ -79,10 +79,8 @@ class Trainer:
         self.device = training_device(config.train.device)
         self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
-        try:
-            check_buffer_fits(
-                config.replay.kind, config.replay.capacity, obs_dim, act_dim, len(self.seeds)
-            )
+        try:  # the device is checked above: it is this trainer's before its envs are made
+            preflight(config, dims=(obs_dim, act_dim), check_device=False)
         except ConfigError:
             self.envs.close()
             raise

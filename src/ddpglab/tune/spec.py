@@ -16,13 +16,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ddpglab.config import Config, ConfigError, apply_overrides, preset_dict, validate
+from ddpglab.config import (
+    Config,
+    ConfigError,
+    SpecLoader,
+    apply_overrides,
+    preset_dict,
+    read_yaml_file,
+    validate,
+    yaml_mapping,
+)
 from ddpglab.study.spec import (
     NAME,
     NAME_RULE,
     BaseSpec,
-    _Strict,
-    read_yaml_file,
+    StrictSpec,
     spec_error,
 )
 from ddpglab.study.variants import base_overrides
@@ -34,7 +42,7 @@ SEARCH_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_thre
 LOGNORMAL_TAIL = 1e-3
 
 
-class LogUniform(_Strict):
+class LogUniform(StrictSpec):
     """log x ~ U(log low, log high): for positive scale parameters (rates, tau, beta)."""
 
     prior: Literal["loguniform"]
@@ -45,7 +53,7 @@ class LogUniform(_Strict):
         return trial.suggest_float(name, self.low, self.high, log=True)
 
 
-class LogNormal(_Strict):
+class LogNormal(StrictSpec):
     """log x ~ N(mu, sigma^2), truncated to mu +- 3.09 sigma; mu and sigma in log space."""
 
     prior: Literal["lognormal"]
@@ -59,7 +67,7 @@ class LogNormal(_Strict):
         return float(math.exp(self.mu + self.sigma * float(ndtri(u))))
 
 
-class Uniform(_Strict):
+class Uniform(StrictSpec):
     """x ~ U(low, high)."""
 
     prior: Literal["uniform"]
@@ -70,7 +78,7 @@ class Uniform(_Strict):
         return trial.suggest_float(name, self.low, self.high)
 
 
-class IntRange(_Strict):
+class IntRange(StrictSpec):
     """x ~ U{low, ..., high}, or log-uniform over the integers with ``log``."""
 
     prior: Literal["int"]
@@ -82,7 +90,7 @@ class IntRange(_Strict):
         return trial.suggest_int(name, self.low, self.high, log=self.log)
 
 
-class Categorical(_Strict):
+class Categorical(StrictSpec):
     """x ~ U(choices): a replay kind, a buffer capacity, a network shape."""
 
     prior: Literal["categorical"]
@@ -113,7 +121,7 @@ Prior = Annotated[
 ]
 
 
-class Objective(_Strict):
+class Objective(StrictSpec):
     """What a trial scores: the mean over its seeds of each seed's last-k-episode mean return."""
 
     seeds: list[Annotated[int, Field(ge=0)]] = Field(
@@ -134,7 +142,7 @@ class Objective(_Strict):
         return seeds
 
 
-class SearchSpec(_Strict):
+class SearchSpec(StrictSpec):
     """A hyperparameter search: base config, objective, budget, sampler and space."""
 
     name: str
@@ -258,9 +266,8 @@ def _corners(prior: Any) -> list[Any]:
 def load_search(path: str | Path, trials: int | None = None, episodes: int | None = None) -> Search:
     """Read, validate and resolve a search spec; ``trials`` and ``episodes`` override it."""
     path = Path(path)
-    data = read_yaml_file(path, "search spec")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping (name, base, objective, space, ...)")
+    data = read_yaml_file(path, "search spec", SpecLoader)
+    data = yaml_mapping(data, str(path), "(name, base, objective, space, ...)", empty=False)
     try:
         spec = SearchSpec.model_validate(data)
         updates = {k: v for k, v in (("trials", trials), ("episodes", episodes)) if v is not None}

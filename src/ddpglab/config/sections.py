@@ -1,19 +1,16 @@
-"""Typed, validated configuration: presets, YAML files and ``--set dotted.key=value`` overrides.
+"""Config sections: the typed, validated pydantic models a :class:`Config` is made of.
 
 A :class:`Config` is validated once, at the edge (CLI or Python API); code inside the
 library trusts it. Every validation problem surfaces as a :class:`ConfigError` whose
-message is one line that names the offending key.
+message is one line that names the offending key. Reading, overriding and loading
+configs is in :mod:`ddpglab.config.loading` and :mod:`ddpglab.config.overrides`.
 """
 
 from __future__ import annotations
 
-import copy
 import re
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,10 +21,6 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
-
-
-class ConfigError(ValueError):
-    """Invalid user input: a bad key, type or value. The message is one line."""
 
 
 class _Section(BaseModel):
@@ -221,6 +214,17 @@ def section_fields(section: type[BaseModel]) -> dict[str, FieldInfo]:
     return fields
 
 
+def section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config section a field holds, if any, and whether it may be None (off)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = get_args(annotation)
+    sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(sections) == 1 and type(None) in args:
+        return sections[0], True
+    return None, False
+
+
 def _replay_params() -> dict[str, type[BaseModel] | None]:
     """Each registered replay kind, in listing order, with its ``Params`` (None: it has none)."""
     # imported here: the replay package pulls in torch, which the CLI loads only to train
@@ -305,165 +309,3 @@ class Config(_Section):
                 f"replay.capacity ({self.replay.capacity})"
             )
         return self
-
-
-def preset_names() -> list[str]:
-    """Names of the presets shipped in ``ddpglab/presets``."""
-    files = resources.files("ddpglab").joinpath("presets").iterdir()
-    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
-
-
-def _read_yaml(text: str, origin: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{origin}: not valid YAML ({str(err).splitlines()[0]})") from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise ConfigError(f"{origin}: not valid YAML (nested too deeply)") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: expected a mapping of config sections")
-    return data
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset."""
-    if name not in preset_names():
-        raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(preset_names())}")
-    text = resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
-    return _read_yaml(text, f"preset {name}")
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``dotted.key=value``; the value is read as YAML (``1e-3``, ``[64, 64]``, ``null``)."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects dotted.key=value, got '{item}'")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except (yaml.YAMLError, RecursionError):  # not YAML: the text itself is the value
-        value = raw
-    return key.strip(), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``section.key`` set; unknown keys are refused."""
-    out = copy.deepcopy(data)
-    _one_budget_wins(out, {k.removeprefix("train."): v for k, v in overrides.items()})
-    for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        model: type[BaseModel] = Config
-        node = out
-        for depth, part in enumerate(parts):
-            fields = section_fields(model)
-            field = fields.get(part)
-            if field is None:
-                where = ".".join(parts[:depth]) or "the config"
-                known = ", ".join(fields)
-                raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
-            last = depth == len(parts) - 1
-            section, optional = section_type(field.annotation)
-            if last:
-                if section is not None and not (optional and value is None):
-                    raise ConfigError(f"'{dotted}' is a section; set one of its keys")
-                node[part] = value
-            else:
-                if section is None:
-                    raise ConfigError(f"unknown config key '{dotted}' ('{part}' has no sub-keys)")
-                if node.get(part) is None:  # an optional section switched on by a key
-                    node[part] = {}
-                node = node[part]
-                if not isinstance(node, dict):
-                    raise ConfigError(f"config section '{part}' must be a mapping of keys")
-                model = section
-    return out
-
-
-def section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The config section a field holds, if any, and whether it may be None (off)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    args = get_args(annotation)
-    sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-    if len(sections) == 1 and type(None) in args:
-        return sections[0], True
-    return None, False
-
-
-def _one_budget_wins(data: dict[str, Any], train_layer: dict[str, Any]) -> None:
-    """Episodes and steps are alternative budgets: a layer that sets one clears the other."""
-    if data.get("train") is None:  # no preset below: the default budget must yield too
-        data["train"] = {}
-    train = data["train"]
-    if not isinstance(train, dict):
-        return
-    for chosen, other in (("steps", "episodes"), ("episodes", "steps")):
-        if train_layer.get(chosen) is not None and other not in train_layer:
-            train[other] = None
-
-
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    # a section validated inside a validator carries its own location on ("within")
-    within = first.get("ctx", {}).get("within", ())
-    where = ".".join(str(p) for p in (*first["loc"], *within))
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        return f"unknown config key '{where}'"
-    return f"{where}: {msg}" if where else msg
-
-
-def validate(data: dict[str, Any]) -> Config:
-    """Validate a raw mapping into a :class:`Config`, raising a one-line :class:`ConfigError`."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"invalid config: {_first_error(err)}") from None
-
-
-def load_config(
-    preset: str | None = "pendulum",
-    file: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> Config:
-    """Build a validated config: preset, then a YAML file on top, then ``overrides``.
-
-    Args:
-        preset: name of a shipped preset (see :func:`preset_names`); None starts from defaults.
-        file: YAML file with config sections, merged over the preset section by section.
-        overrides: ``{"agent.tau": 0.005, ...}`` applied last.
-    """
-    data = preset_dict(preset) if preset else {}
-    if file is not None:
-        path = Path(file)
-        try:  # is_file() too can fail: a name longer than the file system allows
-            if not path.is_file():
-                raise ConfigError(f"config file not found: {path}")
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read config file {path}: {err}") from None
-        layer = _read_yaml(text, str(path))
-        if isinstance(layer.get("train"), dict):
-            _one_budget_wins(data, layer["train"])
-        for section, values in layer.items():
-            if isinstance(values, dict) and isinstance(data.get(section), dict):
-                data[section] = {**data[section], **values}
-            else:
-                data[section] = values
-    return validate(apply_overrides(data, overrides or {}))
-
-
-def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a saved state's config is the current one, up to the torch thread count and
-    the device (which change speed, not what is trained: a run may resume elsewhere)."""
-
-    def machine_independent(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "train": {**config["train"], "torch_threads": None, "device": None}}
-
-    return machine_independent(saved) == machine_independent(current)
-
-
-def to_yaml(config: Config) -> str:
-    """The resolved config as YAML, loadable again with ``load_config(None, file=...)``."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
