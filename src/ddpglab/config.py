@@ -264,6 +264,11 @@ class TrainConfig(_Section):
         description="save the full training state, to resume from, every N episodes per "
         "member (0: only when stopped by SIGINT or SIGTERM)",
     )
+    keep_state: bool = Field(
+        False,
+        description="keep the final full state (state.npz) when the run ends, so that "
+        "`train --resume --episodes N` can train it further to a larger budget",
+    )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
     device: str = Field(
         "cpu",
@@ -454,14 +459,40 @@ def load_config(
     return validate(apply_overrides(data, overrides or {}))
 
 
-def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a saved state's config is the current one, up to the torch thread count and
-    the device (which change speed, not what is trained: a run may resume elsewhere)."""
+def same_run_config(
+    saved: dict[str, Any], current: dict[str, Any], budget_may_grow: bool = False
+) -> bool:
+    """Whether a saved state's config is the current one, up to the torch thread count, the
+    device and keep_state (which change speed or what is kept, not what is trained: a run
+    may resume elsewhere); with ``budget_may_grow``, also up to a larger budget of the same
+    kind (a finished run continued, see :func:`budget_grew`)."""
 
-    def machine_independent(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "train": {**config["train"], "torch_threads": None, "device": None}}
+    def comparable(config: dict[str, Any]) -> dict[str, Any]:
+        ignored = ("torch_threads", "device", "keep_state")
+        if budget_may_grow:
+            ignored += BUDGETS
+        return {**config, "train": {**config["train"], **dict.fromkeys(ignored)}}
 
-    return machine_independent(saved) == machine_independent(current)
+    if budget_may_grow and not (
+        all(saved["train"].get(k) == current["train"].get(k) for k in BUDGETS)
+        or budget_grew(saved, current)
+    ):
+        return False
+    return comparable(saved) == comparable(current)
+
+
+#: The two kinds of training budget, per member: one of them is set.
+BUDGETS = ("episodes", "steps")
+
+
+def budget_grew(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether ``current`` (a config dump) has a larger budget of the same kind than
+    ``saved``: a finished run continued further (``train --resume --episodes N``)."""
+    old, new = saved["train"], current["train"]
+    return any(
+        old.get(kind) is not None and new.get(kind) is not None and new[kind] > old[kind]
+        for kind in BUDGETS
+    )
 
 
 def to_yaml(config: Config) -> str:

@@ -3,7 +3,8 @@
 
 A run folder holds ``config.yaml`` (the resolved config), ``results.sqlite`` (the store),
 ``checkpoints/`` (actor files), ``curve.png``, ``summary.json`` and, while training,
-``state.npz`` (the full state to resume from); with ``--tensorboard`` also
+``state.npz`` (the full state to resume from; kept at the end with ``train.keep_state``,
+to train the run further); with ``--tensorboard`` also
 ``tensorboard/``. This module sits above the training and report layers: it is where a
 training run and its learning-curve figure meet.
 """
@@ -69,8 +70,9 @@ def train(
     see :func:`prepare_out_dir` for that), and with ``tensorboard`` also each member's
     scalars in ``out/tensorboard/``. While training, ``out/state.npz`` holds the latest full
     state; with ``resume``, training continues from it (when present) as if it never
-    stopped, and the store forgets what the runs recorded after it. Without ``out``, nothing
-    is written and only the summary is returned.
+    stopped, and the store forgets what the runs recorded after it; a config whose budget is
+    larger than the state's trains a finished run further (its ``summary.json`` goes until
+    the new end). Without ``out``, nothing is written and only the summary is returned.
     """
     if out is None:
         if tensorboard or resume:
@@ -82,6 +84,8 @@ def train(
     trainer = Trainer(config, out, progress=progress)
     resumed = resume and trainer.resume()
     out.mkdir(parents=True, exist_ok=True)
+    # A continued run is unfinished until its new end (then plain --resume continues it).
+    (out / "summary.json").unlink(missing_ok=True)
     write_text_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
         if tensorboard:
