@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from ddpglab.config import Config, ConfigError, to_yaml
-from ddpglab.report.curves import plot_learning_curves
+from ddpglab.report.curves import plot_learning_curves, run_title
 from ddpglab.state_files import write_text_atomic
 from ddpglab.store import ResultsStore
 from ddpglab.summary import TrainSummary
@@ -101,6 +101,6 @@ def train(
         finally:
             if tensorboard:
                 trainer.recorder.store.close_writers()
-        plot_learning_curves(store, out / "curve.png", title=config.env.id)
+        plot_learning_curves(store, out / "curve.png", title=run_title(config))
     write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary
