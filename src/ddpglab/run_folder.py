@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from ddpglab.config import Config, ConfigError, to_yaml
 from ddpglab.report.curves import plot_learning_curves, run_title
 from ddpglab.state_files import write_text_atomic
 from ddpglab.store import ResultsStore
-from ddpglab.summary import TrainSummary
+from ddpglab.summary import TrainSummary, learning_warning
 from ddpglab.training.loop import Trainer
 
 # What a finished or running ``ddpglab train`` leaves in its output folder.
@@ -77,7 +78,10 @@ def train(
     if out is None:
         if tensorboard or resume:
             raise ConfigError("tensorboard logging and resuming need an output folder")
-        return Trainer(config, progress=progress).run()
+        trainer = Trainer(config, progress=progress)
+        summary = trainer.run()
+        warn_if_nothing_was_learned(trainer)
+        return summary
 
     out = Path(out)
     # Envs, networks and buffer first: a config the machine cannot hold fails before any file.
@@ -102,5 +106,15 @@ def train(
             if tensorboard:
                 trainer.recorder.store.close_writers()
         plot_learning_curves(store, out / "curve.png", title=run_title(config))
+    warn_if_nothing_was_learned(trainer)
     write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def warn_if_nothing_was_learned(trainer: Trainer) -> None:
+    """One line on stderr when the run's returns say nothing about learning (see
+    :func:`ddpglab.summary.learning_warning`): a short run would otherwise look like a
+    result, e.g. every replay kind giving the same returns."""
+    warning = learning_warning(trainer.config.agent, trainer.step, trainer.learning.total_updates)
+    if warning is not None:
+        print(f"ddpglab: warning: {warning}", file=sys.stderr)

@@ -248,7 +248,7 @@ class Trainer:
                 # when the other members happen to end episodes).
                 if self.buffer.follows_progress:
                     self.buffer.set_progress(self._progress())
-                if ended.size or step % 1000 == 0:
+                if ended.size or step % 1000 == 0 or not self.active.any():
                     elapsed = time.perf_counter() - self.started_at
                     bar.update(elapsed, step, int(self.env_steps.sum()))
                 if ended.size and self.active.any():
