@@ -118,6 +118,7 @@ def test_a_rerun_adds_trials_to_the_same_storage(searched, capsys):
     assert len(after) == 4
     assert {t.number: (t.params, t.value) for t in after[:3]} == before
     assert "search tiny: 4 trials (" in stdout and "1 run now" in stdout
+    assert "[4/4, " in stdout, "each trial's line says where the search stands"
 
 
 def test_a_different_search_in_the_same_folder_is_refused(searched, capsys):

@@ -15,7 +15,14 @@ from types import ModuleType
 from typing import Any
 
 from ddpglab.cli_common import EXIT_USAGE, Parser, one_line, parse_seeds, positive_int
-from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
+from ddpglab.config import (
+    BUDGETS,
+    Config,
+    ConfigError,
+    load_config,
+    parse_override,
+    preset_names,
+)
 from ddpglab.report import commands as report_commands
 from ddpglab.study import commands as study_commands
 from ddpglab.theory import commands as theory_commands
@@ -32,13 +39,13 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     tune_commands,
 )
 
-# The train options that choose the config (refused with --resume, which reuses the run's):
-# argparse destination -> option.
+# The train options that choose the config (refused with --resume, which reuses the run's;
+# a budget alone may grow a finished run): argparse destination -> option.
 CONFIG_OPTIONS = {
     **{name: f"--{name}" for name in ("preset", "config", "env", "replay", "seed", "seeds")},
-    **{name: f"--{name}" for name in ("episodes", "steps")},
     "overrides": "--set",
 }
+BUDGET_OPTIONS = {name: f"--{name}" for name in BUDGETS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue the unfinished run in --out from its saved state, with its own config",
+        help="continue the unfinished run in --out from its saved state, with its own config; "
+        "with a larger --episodes or --steps, train a finished run further (it needs the "
+        "state kept by train.keep_state: true)",
     )
     train.add_argument(
         "--tensorboard",
@@ -110,19 +119,72 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
 
 
 def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
-    """The config of the unfinished run in ``--out``, and whether it has a state to resume
-    from (without one, it starts over)."""
+    """The config of the run in ``--out`` to continue, and whether it has a state to
+    continue from (without one, an unfinished run starts over).
+
+    An unfinished run continues with its own config. A finished run continues only to a
+    larger budget of the kind it had (``--episodes`` or ``--steps``), from the final state
+    that ``train.keep_state`` kept; the new budget is the one change to its config.
+    """
     given = [flag for name, flag in CONFIG_OPTIONS.items() if getattr(args, name) not in (None, [])]
     if given:
         raise ConfigError(f"--resume continues the run in --out with its config; drop {given[0]}")
+    budget = {name: getattr(args, name) for name in BUDGETS if getattr(args, name) is not None}
     config_file = args.out / "config.yaml"
+    finished = (args.out / "summary.json").exists()
+    if budget and not finished:
+        raise ConfigError(
+            "--resume continues the run in --out with its config; drop "
+            f"{BUDGET_OPTIONS[next(iter(budget))]} (a budget grows a finished run only)"
+        )
     if not config_file.is_file():
         raise ConfigError(f"--resume: no run to resume in {args.out} (no config.yaml)")
-    if (args.out / "summary.json").exists():
-        raise ConfigError(f"--resume: the run in {args.out} has finished")
     from ddpglab.training.state import STATE_FILE
 
-    return load_config(None, config_file), (args.out / STATE_FILE).is_file()
+    has_state = (args.out / STATE_FILE).is_file()
+    config = load_config(None, config_file)
+    if not finished:
+        return config, has_state
+    if not budget:
+        more = "" if has_state else " and kept no state"
+        raise ConfigError(
+            f"--resume: the run in {args.out} has finished{more}; "
+            "train it further with a larger --episodes or --steps"
+            + ("" if has_state else " (that needs train.keep_state: true)")
+        )
+    return grown_budget_config(args.out, config, budget, has_state), True
+
+
+def grown_budget_config(
+    out: Path, config: Config, budget: dict[str, int], has_state: bool
+) -> Config:
+    """``config`` with the finished run's budget raised to ``budget`` ({"episodes": N} or
+    {"steps": N}); ConfigError unless it is larger, of the same kind, and a state was kept."""
+    (kind, wanted), *_ = budget.items()
+    had = getattr(config.train, kind)
+    if had is None:
+        other = next(name for name in BUDGETS if name != kind)
+        raise ConfigError(
+            f"--resume: the run in {out} has a budget of {getattr(config.train, other)} "
+            f"{other}; continue it with a larger --{other}, not --{kind}"
+        )
+    if wanted <= had:
+        raise ConfigError(
+            f"--resume: the run in {out} has trained {had} {kind}; "
+            f"--{kind} must be larger to continue it, got {wanted}"
+        )
+    if not has_state:
+        raise ConfigError(
+            f"--resume: the run in {out} kept no final state (it was trained without "
+            "train.keep_state: true), so it cannot be continued"
+        )
+    return config.model_copy(update={"train": config.train.model_copy(update={kind: wanted})})
+
+
+def continuing_note(config: Config) -> str:
+    """What a continued run says first: its new budget."""
+    kind = "episodes" if config.train.episodes else "steps"
+    return f"continuing the finished run to {getattr(config.train, kind)} {kind}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -133,6 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config, has_state = resume_train_config(args)
         if not has_state:
             print(f"ddpglab: no saved state in {args.out}; the run starts over", file=sys.stderr)
+        elif (args.out / "summary.json").exists():
+            print(f"ddpglab: {continuing_note(config)}", file=sys.stderr)
     else:
         config, has_state = resolve_train_config(args), False
     preflight(config)

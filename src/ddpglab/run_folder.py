@@ -3,7 +3,8 @@
 
 A run folder holds ``config.yaml`` (the resolved config), ``results.sqlite`` (the store),
 ``checkpoints/`` (actor files), ``curve.png``, ``summary.json`` and, while training,
-``state.npz`` (the full state to resume from); with ``--tensorboard`` also
+``state.npz`` (the full state to resume from; kept at the end with ``train.keep_state``,
+to train the run further); with ``--tensorboard`` also
 ``tensorboard/``. This module sits above the training and report layers: it is where a
 training run and its learning-curve figure meet.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from ddpglab.config import Config, ConfigError, to_yaml
-from ddpglab.report.curves import plot_learning_curves
+from ddpglab.report.curves import plot_learning_curves, run_title
 from ddpglab.state_files import write_text_atomic
 from ddpglab.store import ResultsStore
-from ddpglab.summary import TrainSummary
+from ddpglab.summary import TrainSummary, learning_warning
 from ddpglab.training.loop import Trainer
 
 # What a finished or running ``ddpglab train`` leaves in its output folder.
@@ -69,19 +71,25 @@ def train(
     see :func:`prepare_out_dir` for that), and with ``tensorboard`` also each member's
     scalars in ``out/tensorboard/``. While training, ``out/state.npz`` holds the latest full
     state; with ``resume``, training continues from it (when present) as if it never
-    stopped, and the store forgets what the runs recorded after it. Without ``out``, nothing
-    is written and only the summary is returned.
+    stopped, and the store forgets what the runs recorded after it; a config whose budget is
+    larger than the state's trains a finished run further (its ``summary.json`` goes until
+    the new end). Without ``out``, nothing is written and only the summary is returned.
     """
     if out is None:
         if tensorboard or resume:
             raise ConfigError("tensorboard logging and resuming need an output folder")
-        return Trainer(config, progress=progress).run()
+        trainer = Trainer(config, progress=progress)
+        summary = trainer.run()
+        warn_if_nothing_was_learned(trainer)
+        return summary
 
     out = Path(out)
     # Envs, networks and buffer first: a config the machine cannot hold fails before any file.
     trainer = Trainer(config, out, progress=progress)
     resumed = resume and trainer.resume()
     out.mkdir(parents=True, exist_ok=True)
+    # A continued run is unfinished until its new end (then plain --resume continues it).
+    (out / "summary.json").unlink(missing_ok=True)
     write_text_atomic(out / "config.yaml", to_yaml(config))
     with ResultsStore(out / "results.sqlite") as store:
         if tensorboard:
@@ -97,6 +105,16 @@ def train(
         finally:
             if tensorboard:
                 trainer.recorder.store.close_writers()
-        plot_learning_curves(store, out / "curve.png", title=config.env.id)
+        plot_learning_curves(store, out / "curve.png", title=run_title(config))
+    warn_if_nothing_was_learned(trainer)
     write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def warn_if_nothing_was_learned(trainer: Trainer) -> None:
+    """One line on stderr when the run's returns say nothing about learning (see
+    :func:`ddpglab.summary.learning_warning`): a short run would otherwise look like a
+    result, e.g. every replay kind giving the same returns."""
+    warning = learning_warning(trainer.config.agent, trainer.step, trainer.learning.total_updates)
+    if warning is not None:
+        print(f"ddpglab: warning: {warning}", file=sys.stderr)

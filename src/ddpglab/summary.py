@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ddpglab.config import AgentConfig
+
 
 @dataclass
 class MemberSummary:
@@ -34,10 +36,32 @@ class TrainSummary:
         return asdict(self)
 
 
+def learning_warning(agent: AgentConfig, lockstep_steps: int, total_updates: int) -> str | None:
+    """Why a finished run's returns say nothing about learning, if they do not: no gradient
+    update ever happened, or every action was a uniform random one (the run ended within
+    ``agent.learning_starts``). Then every replay kind gives the same returns; one line."""
+    if total_updates == 0:
+        why = (
+            "agent.updates_per_step is 0"
+            if agent.updates_per_step == 0
+            else f"updates start once the buffer holds more than one batch of "
+            f"{agent.batch_size}, which it never did"
+        )
+        return f"no gradient update happened ({why}): the returns are those of the untrained policy"
+    if lockstep_steps <= agent.learning_starts:
+        return (
+            f"the run ended after {lockstep_steps} env steps, within agent.learning_starts "
+            f"({agent.learning_starts}): every action was uniform random, so the returns do "
+            "not depend on what was learned"
+        )
+    return None
+
+
 class LearningStats:
     """Per-member sums of critic loss and mean Q over the updates of the current episode."""
 
     def __init__(self, members: int, device: str | torch.device = "cpu"):
+        self.total_updates = 0  # over the whole run: whether the agent learned at all
         self.updates = np.zeros(members, dtype=np.int64)
         self.loss_sum = torch.zeros(members, device=device)
         self.q_sum = torch.zeros(members, device=device)
@@ -47,6 +71,7 @@ class LearningStats:
         self.loss_sum += critic_loss
         self.q_sum += mean_q
         self.updates += 1
+        self.total_updates += 1
 
     def means(self, k: int) -> tuple[float | None, float | None]:
         """Member k's mean critic loss and mean Q this episode; None if it did not learn."""
@@ -61,9 +86,16 @@ class LearningStats:
         self.q_sum[members] = 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "loss_sum": self.loss_sum, "q_sum": self.q_sum}
+        return {
+            "updates": self.updates,
+            "loss_sum": self.loss_sum,
+            "q_sum": self.q_sum,
+            "total_updates": self.total_updates,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # -1: unknown (a state saved before the count was kept)
+        self.total_updates = int(state.get("total_updates", -1))
         self.updates[...] = state["updates"]
         self.loss_sum.copy_(state["loss_sum"])
         self.q_sum.copy_(state["q_sum"])

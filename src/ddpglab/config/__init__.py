@@ -13,6 +13,8 @@ Importing it does not import torch: the replay registry is consulted by validati
 
 from ddpglab.config.errors import ConfigError
 from ddpglab.config.loading import (
+    BUDGETS,
+    budget_grew,
     load_config,
     preset_dict,
     preset_names,
@@ -43,6 +45,7 @@ from ddpglab.config.sections import (
 from ddpglab.config.yaml_files import SpecLoader, parse_yaml, read_yaml_file, yaml_mapping
 
 __all__ = [
+    "BUDGETS",
     "AgentConfig",
     "Config",
     "ConfigError",
@@ -53,6 +56,7 @@ __all__ = [
     "TrainConfig",
     "WindowConfig",
     "apply_overrides",
+    "budget_grew",
     "cleared_budgets",
     "flatten",
     "is_section",

@@ -77,14 +77,40 @@ def load_config(
     return validate(apply_overrides(data, overrides or {}))
 
 
-def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a saved state's config is the current one, up to the torch thread count and
-    the device (which change speed, not what is trained: a run may resume elsewhere)."""
+#: The two kinds of training budget, per member: one of them is set.
+BUDGETS = ("episodes", "steps")
 
-    def machine_independent(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "train": {**config["train"], "torch_threads": None, "device": None}}
 
-    return machine_independent(saved) == machine_independent(current)
+def same_run_config(
+    saved: dict[str, Any], current: dict[str, Any], budget_may_grow: bool = False
+) -> bool:
+    """Whether a saved state's config is the current one, up to the torch thread count, the
+    device and keep_state (which change speed or what is kept, not what is trained: a run
+    may resume elsewhere); with ``budget_may_grow``, also up to a larger budget of the same
+    kind (a finished run continued, see :func:`budget_grew`)."""
+
+    def comparable(config: dict[str, Any]) -> dict[str, Any]:
+        ignored = ("torch_threads", "device", "keep_state")
+        if budget_may_grow:
+            ignored += BUDGETS
+        return {**config, "train": {**config["train"], **dict.fromkeys(ignored)}}
+
+    if budget_may_grow and not (
+        all(saved["train"].get(k) == current["train"].get(k) for k in BUDGETS)
+        or budget_grew(saved, current)
+    ):
+        return False
+    return comparable(saved) == comparable(current)
+
+
+def budget_grew(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether ``current`` (a config dump) has a larger budget of the same kind than
+    ``saved``: a finished run continued further (``train --resume --episodes N``)."""
+    old, new = saved["train"], current["train"]
+    return any(
+        old.get(kind) is not None and new.get(kind) is not None and new[kind] > old[kind]
+        for kind in BUDGETS
+    )
 
 
 def to_yaml(config: Config) -> str:

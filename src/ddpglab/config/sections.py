@@ -268,6 +268,11 @@ class TrainConfig(_Section):
         description="save the full training state, to resume from, every N episodes per "
         "member (0: only when stopped by SIGINT or SIGTERM)",
     )
+    keep_state: bool = Field(
+        False,
+        description="keep the final full state (state.npz) when the run ends, so that "
+        "`train --resume --episodes N` can train it further to a larger budget",
+    )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
     device: str = Field(
         "cpu",

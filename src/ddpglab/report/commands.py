@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from ddpglab.cli_common import positive_int
+from ddpglab.config import ConfigError
 
 
 def _finite_float(text: str) -> float:
@@ -45,13 +46,31 @@ def add_parsers(commands) -> None:
     # all) is imported only when the command runs.
     report = commands.add_parser(
         "report",
-        help="figures and a statistics table of a run or study folder (writes DIR/report/)",
+        help="figures and a statistics table of a run or study folder (writes DIR/report/), "
+        "or of several side by side (--out)",
         description="Writes DIR/report/: curves.png and curves_steps.png (by episode and"
         " by env step), final.png, thresholds.png (stratified variants), diagnostics.png"
         " (runs that recorded episode values), table.md and table.csv, from"
-        " DIR/results.sqlite alone.",
+        " DIR/results.sqlite alone. With several folders and --out, writes the same files"
+        " into --out, each folder a variant named by its folder name or --label.",
     )
-    report.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
+    report.add_argument(
+        "dirs", type=Path, nargs="+", metavar="DIR", help="folder holding results.sqlite"
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        metavar="OUT",
+        help="compare: write the report of every DIR into OUT (replaced whole)",
+    )
+    report.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        metavar="NAME",
+        help="compare: the variant name of each DIR, one per DIR in order "
+        "(default: the folder names)",
+    )
     report.add_argument(
         "--baseline", help="variant to compare against (default: the first uniform-replay one)"
     )
@@ -158,16 +177,32 @@ def add_parsers(commands) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ddpglab.report.study_report import write_report
-
     given = {"last": args.last, "window": args.window, "n_boot": args.bootstrap}
-    folder = write_report(
-        args.dir,
-        args.baseline,
-        args.threshold,
-        include_unfinished=args.include_unfinished,
-        **{name: value for name, value in given.items() if value is not None},
-    )
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.out is None:
+        if len(args.dirs) > 1 or args.labels:
+            raise ConfigError("a report of several folders (or with --label) needs --out DIR")
+        from ddpglab.report.study_report import write_report
+
+        folder = write_report(
+            args.dirs[0],
+            args.baseline,
+            args.threshold,
+            include_unfinished=args.include_unfinished,
+            **given,
+        )
+    else:
+        from ddpglab.report.compare import write_comparison
+
+        folder = write_comparison(
+            args.dirs,
+            args.out,
+            args.labels,
+            args.baseline,
+            args.threshold,
+            include_unfinished=args.include_unfinished,
+            **given,
+        )
     print((folder / "table.md").read_text(), end="")
     names = ", ".join(sorted(p.name for p in folder.iterdir()))
     print(f"\nreport written to {folder}/ ({names})")

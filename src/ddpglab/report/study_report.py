@@ -15,7 +15,7 @@ from pathlib import Path
 from ddpglab.config import ConfigError
 from ddpglab.report import study_figures, study_table
 from ddpglab.report.folder_swap import swap_in, temporary_folder_for
-from ddpglab.report.study_data import load_study_runs
+from ddpglab.report.study_data import StudyRuns, load_study_runs
 from ddpglab.report.study_rows import BOOT_SEED, default_baseline, table_rows
 
 #: The score of a run: its mean return over its last ``LAST`` episodes.
@@ -41,6 +41,14 @@ def write_report(
     counted run, or ``baseline`` names no variant.
     """
     study_dir = Path(study_dir)
+    study = load_counted_runs(study_dir, include_unfinished)
+    target = study_dir / "report"
+    write_report_folder(study, target, baseline, solve_threshold, last, window, n_boot)
+    return target
+
+
+def load_counted_runs(study_dir: Path, include_unfinished: bool = False) -> StudyRuns:
+    """The runs a report of ``study_dir`` counts; ConfigError when there are none."""
     study = load_study_runs(study_dir, include_unfinished)
     if not study.runs:
         total = sum(study.status_counts.values())
@@ -55,6 +63,24 @@ def write_report(
             )
         )
         raise ConfigError(f"{study_dir}/results.sqlite holds {what}")
+    return study
+
+
+def write_report_folder(
+    study: StudyRuns,
+    target: Path,
+    baseline: str | None,
+    solve_threshold: float | None,
+    last: int = LAST,
+    window: int = WINDOW,
+    n_boot: int = N_BOOT,
+    extra_files: dict[str, str] | None = None,
+) -> None:
+    """Write the report of ``study`` (tables, figures, and ``extra_files``: name -> text)
+    into ``target``, built beside it and swapped in whole.
+
+    Raises ConfigError (nothing written) when ``baseline`` names no variant.
+    """
     if baseline is None:
         baseline = default_baseline(study)
     elif baseline not in study.variants():
@@ -63,7 +89,6 @@ def write_report(
         )
     rows = table_rows(study, baseline, solve_threshold, last, window, n_boot)
 
-    target = study_dir / "report"
     tmp = temporary_folder_for(target)
     try:
         (tmp / "table.md").write_text(
@@ -75,7 +100,8 @@ def write_report(
         study_figures.plot_final(rows, tmp / "final.png", last)
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
         study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target

@@ -56,7 +56,8 @@ class Trainer:
         progress: show a live progress bar (only when stderr is a terminal).
         state_path: where the full training state is saved every ``train.state_every``
             episodes and when SIGINT or SIGTERM stops the run (default
-            ``out_dir/state.npz``; None without ``out_dir``). Removed when the run finishes.
+            ``out_dir/state.npz``; None without ``out_dir``). Removed when the run finishes,
+            unless ``train.keep_state``: then it holds the final state, to continue from.
     """
 
     def __init__(
@@ -201,7 +202,10 @@ class Trainer:
             self.evaluator.close()
         self.recorder.finish_runs(self.failed)
         if self.state_path is not None:
-            self.state_path.unlink(missing_ok=True)
+            if self.config.train.keep_state:
+                self.save_state()
+            else:
+                self.state_path.unlink(missing_ok=True)
         return summary
 
     def _loop(self) -> TrainSummary:
@@ -242,7 +246,7 @@ class Trainer:
                 # when the other members happen to end episodes).
                 if self.buffer.follows_progress:
                     self.buffer.set_progress(self._progress())
-                if ended.size or step % 1000 == 0:
+                if ended.size or step % 1000 == 0 or not self.active.any():
                     elapsed = time.perf_counter() - self.started_at
                     bar.update(elapsed, step, int(self.env_steps.sum()))
                 if ended.size and self.active.any():

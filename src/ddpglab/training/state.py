@@ -9,6 +9,7 @@ and the counters. It is written by :func:`ddpglab.state_files.save_state` (atomi
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ddpglab.config import ConfigError, same_run_config
+from ddpglab.config import ConfigError, budget_grew, same_run_config
 from ddpglab.seeding import rng_states, set_rng_states
 from ddpglab.summary import MemberSummary
 
@@ -61,14 +62,17 @@ def full_state(trainer: Any) -> dict[str, Any]:
 
 
 def restore_full_state(trainer: Any, state: dict[str, Any]) -> None:
-    """Continue from :func:`full_state`, on a Trainer freshly made with the same config.
+    """Continue from :func:`full_state`, on a Trainer freshly made with the same config,
+    or with a larger budget of the same kind: then the state is a finished run's kept final
+    state, and every member that did not fail trains on to the new budget.
 
     Raises:
         ConfigError: the state belongs to another config or to another ddpglab format.
     """
     if state.get("format") != STATE_FORMAT:
         raise ConfigError(f"saved state has format {state.get('format')}, not {STATE_FORMAT}")
-    if not same_run_config(state["config"], trainer.config.model_dump(mode="json")):
+    current = trainer.config.model_dump(mode="json")
+    if not same_run_config(state["config"], current, budget_may_grow=True):
         raise ConfigError("saved state belongs to a different config")
     recorder = trainer.recorder
     trainer.step, trainer.wall_before = int(state["step"]), float(state["wall_s"])
@@ -90,6 +94,15 @@ def restore_full_state(trainer: Any, state: dict[str, Any]) -> None:
     trainer.envs.load_state_dict(state["envs"])
     trainer.evaluator.load_state_dict(state["eval_envs"])
     torch.set_rng_state(state["torch_rng"])
+    if budget_grew(state["config"], current):
+        trainer.active[...] = ~trainer.failed
+        if trainer.buffer.follows_progress:
+            print(
+                "ddpglab: note: the replay schedules follow the share of the budget spent; "
+                "they go on from where the new budget puts them, so this run differs from "
+                "one trained to the new budget from the start",
+                file=sys.stderr,
+            )
 
 
 def state_save_due(every: int, members: list[MemberSummary], saved_at: int) -> int | None:

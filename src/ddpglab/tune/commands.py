@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ddpglab.cli_common import add_backend_options, positive_int
@@ -50,6 +51,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ImportError:
         raise ConfigError("tune needs optuna: pip install 'ddpglab[tune]'") from None
     search = load_search(args.spec, trials=args.trials, episodes=args.episodes)
+    progress = TrialProgress()
 
     def on_trial(trial, outcome) -> None:
         params = ", ".join(
@@ -61,7 +63,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             what = f"pruned at episode {outcome.episode} (score {outcome.value:.2f})"
         else:
             what = f"failed: {outcome.error}"
-        print(f"trial {trial.number}: {what} ({params})", flush=True)
+        print(f"trial {trial.number}: {what} ({params}) {progress.trial_ended()}", flush=True)
 
     result = run_search(
         search,
@@ -71,6 +73,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         on_trial=on_trial,
+        on_start=progress.start,
     )
     finished = result.complete + result.pruned + result.failed
     share = result.pruned / finished if finished else 0.0
@@ -84,6 +87,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"best: {result.best_value:.2f} with {params}")
     print("wrote " + ", ".join(str(p) for p in result.files))
     return 0 if result.complete else 1
+
+
+class TrialProgress:
+    """Where a search stands after each trial: trials finished of those wanted, the time
+    this invocation has run, and the time left at its pace so far."""
+
+    def __init__(self) -> None:
+        self.finished = self.wanted = 0
+        self.ran = 0
+        self.started = time.perf_counter()
+
+    def start(self, finished: int, remaining: int) -> None:
+        """The search holds ``finished`` trials and runs ``remaining`` more now."""
+        self.finished, self.wanted = finished, finished + remaining
+        self.started = time.perf_counter()
+
+    def trial_ended(self) -> str:
+        """``[5/20, 1.2 min, eta 3.6 min]`` after one more trial ended."""
+        self.finished += 1
+        self.ran += 1
+        elapsed = time.perf_counter() - self.started
+        left = max(0, self.wanted - self.finished)
+        text = f"[{self.finished}/{self.wanted}, {_duration(elapsed)}"
+        if left:
+            text += f", eta {_duration(elapsed / self.ran * left)}"
+        return text + "]"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _short(value) -> str:

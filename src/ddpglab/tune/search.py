@@ -189,9 +189,13 @@ def run_search(
     backend: str = "local",
     address: str | None = None,
     on_trial: Callable[[Any, TrialOutcome], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Run trials until the search holds ``search.spec.trials`` finished ones, then write
     best.yaml, trials.csv, trials.md, history.png and importance.png into ``out``.
+
+    ``on_trial(trial, outcome)`` is called as each trial ends, ``on_start(finished,
+    remaining)`` once before the first: the trials finished earlier and those to run now.
 
     The whole search holds ``out/.lock`` (see :func:`locked_out`): a second search on the
     same folder is refused before it touches the storage.
@@ -211,6 +215,8 @@ def run_search(
         workers = workers or os.cpu_count() or 1
         threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
         remaining = max(0, search.spec.trials - counted(study))
+        if on_start is not None:
+            on_start(counted(study), remaining)
         ran = 0
         with make_pool(backend, workers, threads, address) as pool:
             pending: dict[Future, Any] = {}
