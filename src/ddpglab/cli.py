@@ -127,7 +127,7 @@ def resume_train_config(args: argparse.Namespace) -> tuple[Config, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.machine import preflight
-    from ddpglab.run_folder import prepare_out_dir, train
+    from ddpglab.run_folder import check_out_dir, prepare_out_dir, run_folder_lock, train
 
     if args.resume:
         config, has_state = resume_train_config(args)
@@ -140,15 +140,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ddpglab.tensorboard import require_tensorboard
 
         require_tensorboard()
+    overwrite = args.overwrite or args.resume
     if not has_state:
-        prepare_out_dir(args.out, args.overwrite or args.resume)
-    summary = train(
-        config,
-        args.out,
-        progress=not args.quiet,
-        tensorboard=args.tensorboard,
-        resume=has_state,
-    )
+        check_out_dir(args.out, overwrite)  # a refusal writes nothing, not even the lock
+    with run_folder_lock(args.out):
+        if not has_state:
+            prepare_out_dir(args.out, overwrite)
+        summary = train(
+            config,
+            args.out,
+            progress=not args.quiet,
+            tensorboard=args.tensorboard,
+            resume=has_state,
+        )
     if not args.quiet:
         from ddpglab.report.console import print_summary
 
