@@ -217,6 +217,56 @@ def test_a_folder_holding_only_a_report_is_refused_without_overwrite(tmp_path, c
     assert sorted(p.name for p in out.iterdir()) == ["report"]
 
 
+# -- messages a new user met: each says what is wrong in the user's words ------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--seeds", "-1"],
+            "ddpglab train: error: argument --seeds: expected a count >= 1 or a list like "
+            "1,2,3: '-1'",
+        ),
+        (
+            ["--seeds", "1,-2"],
+            "ddpglab train: error: argument --seeds: a seed is an integer >= 0: '-2'",
+        ),
+        (
+            ["--seed=-1"],
+            "ddpglab train: error: argument --seed: a seed is an integer >= 0: '-1'",
+        ),
+    ],
+)
+def test_seed_mistakes_name_the_option_once_and_not_the_config_key(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", *args, "--episodes", "1", "--out", str(out)], capsys)
+    assert_refused(rc, err, out)
+    assert err.strip() == message
+
+
+def test_a_mistyped_key_in_a_config_file_lists_the_valid_keys_as_set_does(tmp_path, capsys):
+    config = tmp_path / "mine.yaml"
+    config.write_text("agent:\n  taux: 0.01\n")
+    out = tmp_path / "run"
+    rc, _, from_file = run_cli(["train", "--config", str(config), "--out", str(out)], capsys)
+    assert_refused(rc, from_file, out, "agent.taux")
+    rc, _, from_set = run_cli(["train", "--set", "agent.taux=0.01", "--out", str(out)], capsys)
+    assert_refused(rc, from_set, out)
+    listed = from_set[from_set.index("unknown config key") :]
+    assert "(agent has: hidden, actor, critic," in listed
+    assert from_file.strip().endswith(listed.strip())
+
+
+def test_a_folder_given_as_config_is_called_a_folder(tmp_path, capsys):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", "--config", str(folder), "--out", str(out)], capsys)
+    assert_refused(rc, err, out)
+    assert err.strip() == f"ddpglab: error: config file {folder} is a folder, not a file"
+
+
 # -- inputs found in review: each once ended in a traceback ---------------------------------
 
 

@@ -412,3 +412,9 @@ def test_an_objective_window_longer_than_a_trial_is_refused_before_any_trial(tmp
     rc, stdout, err = run_cli(["tune", str(spec), "--out", str(out), "--episodes", "1"], capsys)
     assert_one_line_refusal(rc, err, "objective.last (20)", "1 episode")
     assert stdout == "" and not out.exists()
+
+
+def test_an_objective_seed_count_in_words_says_a_count_is_allowed(tmp_path, capsys):
+    spec = write_spec(tmp_path, objective={"seeds": "two", "last": 1})
+    rc, _, err = run_cli(["tune", str(spec), "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_refusal(rc, err, "objective.seeds: expected a count", "or a list", "'two'")

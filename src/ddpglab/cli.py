@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ddpglab.cli_common import EXIT_USAGE, Parser, one_line, parse_seeds, positive_int
+from ddpglab.cli_common import EXIT_USAGE, Parser, one_line, parse_seeds, positive_int, seed
 from ddpglab.config import Config, ConfigError, load_config, parse_override, preset_names
 from ddpglab.report import commands as report_commands
 from ddpglab.study import commands as study_commands
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", help="gymnasium env id (sets env.id)")
     train.add_argument("--replay", help="replay sampling strategy (sets replay.kind)")
     seeds = train.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="train one member with this seed")
+    seeds.add_argument("--seed", type=seed, help="train one member with this seed")
     seeds.add_argument("--seeds", type=parse_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--episodes", type=positive_int, help="episodes per member")

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ddpglab.config.errors import ConfigError
-from ddpglab.config.overrides import apply_overrides, one_budget_wins
+from ddpglab.config.overrides import apply_overrides, one_budget_wins, unknown_key_message
 from ddpglab.config.sections import Config
 from ddpglab.config.yaml_files import parse_yaml, read_yaml_file, yaml_mapping
 
@@ -39,7 +39,7 @@ def _first_error(err: ValidationError) -> str:
     where = ".".join(str(p) for p in (*first["loc"], *within))
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        return f"unknown config key '{where}'"
+        return unknown_key_message(where)
     return f"{where}: {msg}" if where else msg
 
 

@@ -29,6 +29,7 @@ from ddpglab.config import (
 from ddpglab.study.spec import (
     NAME,
     NAME_RULE,
+    SEED_COUNT_OR_LIST,
     BaseSpec,
     StrictSpec,
     spec_error,
@@ -146,6 +147,8 @@ class Objective(StrictSpec):
     @field_validator("seeds", mode="before")
     @classmethod
     def _count_or_list(cls, seeds: Any) -> Any:
+        if not isinstance(seeds, int | list):
+            raise ValueError(SEED_COUNT_OR_LIST.format(seeds))
         if isinstance(seeds, int) and not isinstance(seeds, bool):
             if not 1 <= seeds <= 1000:
                 raise ValueError("a seed count must be between 1 and 1000")
