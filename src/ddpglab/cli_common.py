@@ -8,6 +8,7 @@ imports none of them, so the command line has one direction: ``cli`` -> commands
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ddpglab.study.spec import MAX_SEED_COUNT
 
@@ -28,6 +29,28 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
+
+
+class LazyHelp(str):
+    """A help text whose full form is computed only when help is shown (with
+    :class:`LazyHelpFormatter`): a list that takes a heavy import, such as the replay kinds
+    (the registry imports torch), then costs nothing to a command that does not ask for it.
+    As a string it is the short form."""
+
+    full: Callable[[], str]
+
+    def __new__(cls, short: str, full: Callable[[], str]) -> LazyHelp:
+        text = super().__new__(cls, short)
+        text.full = full
+        return text
+
+
+class LazyHelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, with each :class:`LazyHelp` in its full form."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help
+        return help_text.full() if isinstance(help_text, LazyHelp) else help_text
 
 
 def seed(text: str) -> int:

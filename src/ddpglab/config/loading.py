@@ -23,11 +23,16 @@ def preset_names() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
-def preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset."""
+def preset_text(name: str) -> str:
+    """The YAML file of a shipped preset, as shipped (comments included)."""
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(preset_names())}")
-    text = resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
+    return resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset."""
+    text = preset_text(name)
     origin = f"preset {name}"
     return yaml_mapping(parse_yaml(text, origin), origin, "of config sections")
 
