@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from cli_support import FAST, assert_refused, run_cli
 
-from ddpglab.config import load_config
+from ddpglab.config import ConfigError, load_config
+from ddpglab.run_control import folder_lock
+from ddpglab.training.loop import Trainer
 
 # -- bad input ----------------------------------------------------------------------------------
 
@@ -144,6 +146,125 @@ def test_overwrite_replaces_the_previous_run_but_keeps_other_files(previous_run,
     with sqlite3.connect(previous_run / "results.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
     assert (previous_run / "notes.txt").read_text() == "my notes\n"
+
+
+def test_a_run_folder_in_use_is_refused_even_with_overwrite(previous_run, capsys):
+    """A second writer while the first trains would mix two runs in one folder."""
+    before = snapshot(previous_run)
+    argv = ["train", "--episodes", "1", *FAST, "--out", str(previous_run), "--overwrite"]
+    with folder_lock(previous_run, "held by the test"):
+        rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 2 and "Traceback" not in err and stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "another run is training in" in lines[0], err
+    assert {k: v for k, v in snapshot(previous_run).items() if k != ".lock"} == before
+
+
+def test_a_train_holds_its_folder_lock_while_it_trains(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    seen = []
+
+    def run_and_try_the_lock(self):
+        try:
+            with folder_lock(out, "free"):
+                seen.append("the lock was free while training")
+        except ConfigError as err:
+            seen.append(str(err))
+        return original_run(self)
+
+    original_run = Trainer.run
+    monkeypatch.setattr(Trainer, "run", run_and_try_the_lock)
+    argv = ["train", "--episodes", "1", "--set", "env.max_episode_steps=10", *FAST]
+    rc, _, err = run_cli([*argv, "--out", str(out), "--quiet"], capsys)
+    assert rc == 0, err
+    assert seen == ["free"]
+
+
+DERIVED_OUTPUTS = [
+    "report/table.md",
+    "report/curves.png",
+    "export/runs/.ddpglab-export",
+    "export/runs/Pendulum-v1/run_0/loss.csv",
+    "export/episodes.parquet",
+    "animation.gif",
+    "animation.mp4",
+]
+
+
+def test_overwrite_also_removes_what_was_derived_from_the_old_run(previous_run, capsys):
+    for name in DERIVED_OUTPUTS:
+        (previous_run / name).parent.mkdir(parents=True, exist_ok=True)
+        (previous_run / name).write_text("about the old run\n")
+    (previous_run / "export" / "mine.csv").write_text("my own file\n")
+    argv = [
+        "train", "--episodes", "1", "--set", "env.max_episode_steps=10", *FAST,
+        "--out", str(previous_run), "--overwrite", "--quiet",
+    ]  # fmt: skip
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    left = [name for name in DERIVED_OUTPUTS if (previous_run / name).exists()]
+    assert left == [], left
+    assert (previous_run / "notes.txt").read_text() == "my notes\n"
+    assert (previous_run / "export" / "mine.csv").read_text() == "my own file\n"
+
+
+def test_a_folder_holding_only_a_report_is_refused_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "table.md").write_text("about an old run\n")
+    rc, _, err = run_cli(["train", "--episodes", "1", *FAST, "--out", str(out)], capsys)
+    assert rc == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["report"]
+
+
+# -- messages a new user met: each says what is wrong in the user's words ------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--seeds", "-1"],
+            "ddpglab train: error: argument --seeds: expected a count >= 1 or a list like "
+            "1,2,3: '-1'",
+        ),
+        (
+            ["--seeds", "1,-2"],
+            "ddpglab train: error: argument --seeds: a seed is an integer >= 0: '-2'",
+        ),
+        (
+            ["--seed=-1"],
+            "ddpglab train: error: argument --seed: a seed is an integer >= 0: '-1'",
+        ),
+    ],
+)
+def test_seed_mistakes_name_the_option_once_and_not_the_config_key(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", *args, "--episodes", "1", "--out", str(out)], capsys)
+    assert_refused(rc, err, out)
+    assert err.strip() == message
+
+
+def test_a_mistyped_key_in_a_config_file_lists_the_valid_keys_as_set_does(tmp_path, capsys):
+    config = tmp_path / "mine.yaml"
+    config.write_text("agent:\n  taux: 0.01\n")
+    out = tmp_path / "run"
+    rc, _, from_file = run_cli(["train", "--config", str(config), "--out", str(out)], capsys)
+    assert_refused(rc, from_file, out, "agent.taux")
+    rc, _, from_set = run_cli(["train", "--set", "agent.taux=0.01", "--out", str(out)], capsys)
+    assert_refused(rc, from_set, out)
+    listed = from_set[from_set.index("unknown config key") :]
+    assert "(agent has: hidden, actor, critic," in listed
+    assert from_file.strip().endswith(listed.strip())
+
+
+def test_a_folder_given_as_config_is_called_a_folder(tmp_path, capsys):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    out = tmp_path / "run"
+    rc, _, err = run_cli(["train", "--config", str(folder), "--out", str(out)], capsys)
+    assert_refused(rc, err, out)
+    assert err.strip() == f"ddpglab: error: config file {folder} is a folder, not a file"
 
 
 # -- inputs found in review: each once ended in a traceback ---------------------------------

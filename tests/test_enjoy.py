@@ -163,6 +163,25 @@ def test_bad_choices_are_one_line_and_status_2(run_dir, capsys, extra, mention):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("render", [[], ["--render", "human"]], ids=["default", "human"])
+def test_human_rendering_without_a_display_is_refused_before_any_env(
+    run_dir, capsys, monkeypatch, render
+):
+    """Once it printed an XDG error, played blind in real time and exited 0."""
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+    def no_env(*args, **kwargs):
+        raise AssertionError("an env was made")
+
+    monkeypatch.setattr("ddpglab.envs.make_env", no_env)
+    rc, out, err = run_cli(["enjoy", str(run_dir), *render], capsys)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "display" in lines[0] and "--render none" in lines[0], err
+
+
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, capsys):
     bogus = tmp_path / "actor.pt"
     bogus.write_text("not a checkpoint")

@@ -311,3 +311,22 @@ def test_the_threshold_of_an_env_written_with_its_module(env_id, threshold):
     from ddpglab.report.study_rows import solve_threshold_for
 
     assert solve_threshold_for(env_id, None) == threshold
+
+
+@pytest.mark.parametrize("episodes", [60, 7])
+def test_trains_closing_table_scores_a_run_as_the_report_does(tmp_path, capsys, episodes):
+    """One score for one run: the mean of its last 50 episodes (all of them when fewer),
+    named so in both places."""
+    from ddpglab.report import study_report
+    from ddpglab.report.console import print_summary
+    from ddpglab.report.study_rows import LAST
+    from ddpglab.summary import MemberSummary, TrainSummary
+
+    returns = [float(i) for i in range(episodes)]
+    member = MemberSummary(seed=0, episodes=episodes, env_steps=10 * episodes, returns=returns)
+    print_summary(TrainSummary("Pendulum-v1", 1.0, 100.0, [member]), tmp_path)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert LAST == 50
+    assert f"mean of the last {LAST} episodes" in printed
+    assert f" {np.mean(returns[-LAST:]):.1f} " in printed
+    assert study_report.LAST == LAST  # the report's default score

@@ -303,6 +303,29 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text,
     assert_refused(rc, err, out, mention)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: x\nseeds: 1\nvariants: [{nme: a}]\n",
+            "unknown key 'variants.0.nme' (a 'variants.0.name' is required)",
+        ),
+        (
+            "name: x\nseeds: two\n",
+            "seeds: expected a count N (seeds 0..N-1) or a list of seeds, got 'two'",
+        ),
+    ],
+    ids=["misspelt-required-key", "seed-count-in-words"],
+)
+def test_spec_mistakes_are_named_in_one_line(tmp_path, capsys, text, message):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    out = tmp_path / "study"
+    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet"], capsys)
+    assert_refused(rc, err, out)
+    assert err.strip() == f"ddpglab: error: {spec}: {message}"
+
+
 def test_a_folder_holding_a_train_run_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -374,3 +374,48 @@ def test_prune_after_longer_than_the_base_budget_is_refused(tmp_path):
     spec.write_text(spec.read_text().replace("episodes: null\n", "") + "prune_after: 100000\n")
     with pytest.raises(ConfigError, match=r"prune_after \(100000\) is longer than a trial"):
         load_search(spec)
+
+
+def test_best_yaml_keeps_the_base_settings_a_normal_run_needs(searched):
+    """The trials save no state and evaluate or checkpoint only at the end (state_every 0,
+    and the spec's set); the winner, trained for real, must save state to resume from."""
+    _, out, _ = searched
+    best = load_config(None, file=out / "best.yaml").train
+    preset = load_config("pendulum").train
+    assert best.state_every == preset.state_every > 0
+    assert best.eval_every == preset.eval_every > 0
+    assert best.checkpoint_every == preset.checkpoint_every > 0
+    assert best.eval_episodes == preset.eval_episodes
+
+
+def test_the_summary_and_trials_md_count_an_interrupted_trial_alike(tmp_path, capsys):
+    """A trial cut short by a stop is run again: it is neither a failure in the summary
+    nor in trials.md/csv, and both say it was interrupted."""
+    spec = write_spec(tmp_path, trials=1, episodes=1)
+    out = tmp_path / "out"
+    search = load_search(spec)
+    study = open_search(search, out)
+    running = study.ask()
+    for key, prior in search.spec.space.items():
+        prior.suggest(running, key)
+    argv = ["tune", str(spec), "--out", str(out), "--workers", "1", "--threads", "1"]
+    rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    states = list(pd.read_csv(out / "trials.csv")["state"])
+    assert states == ["interrupted", "complete"]
+    assert "| interrupted |" in (out / "trials.md").read_text()
+    assert "0 failed" in stdout and "1 interrupted" in stdout, stdout
+
+
+def test_an_objective_window_longer_than_a_trial_is_refused_before_any_trial(tmp_path, capsys):
+    spec = write_spec(tmp_path, objective={"seeds": 2, "last": 20, "report_every": 1})
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(["tune", str(spec), "--out", str(out), "--episodes", "1"], capsys)
+    assert_one_line_refusal(rc, err, "objective.last (20)", "1 episode")
+    assert stdout == "" and not out.exists()
+
+
+def test_an_objective_seed_count_in_words_says_a_count_is_allowed(tmp_path, capsys):
+    spec = write_spec(tmp_path, objective={"seeds": "two", "last": 1})
+    rc, _, err = run_cli(["tune", str(spec), "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_refusal(rc, err, "objective.seeds: expected a count", "or a list", "'two'")

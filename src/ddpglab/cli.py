@@ -14,7 +14,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ddpglab.cli_common import EXIT_USAGE, Parser, one_line, parse_seeds, positive_int
+import ddpglab
+from ddpglab import config_commands
+from ddpglab.cli_common import (
+    EXIT_USAGE,
+    LazyHelp,
+    LazyHelpFormatter,
+    Parser,
+    one_line,
+    parse_seeds,
+    positive_int,
+    seed,
+)
 from ddpglab.config import (
     BUDGETS,
     Config,
@@ -22,6 +33,7 @@ from ddpglab.config import (
     load_config,
     parse_override,
     preset_names,
+    to_yaml,
 )
 from ddpglab.report import commands as report_commands
 from ddpglab.study import commands as study_commands
@@ -33,6 +45,7 @@ from ddpglab.tune import commands as tune_commands
 #: ConfigError on bad input. They import heavy dependencies inside the handlers, so that
 #: building the parser stays fast.
 COMMAND_MODULES: tuple[ModuleType, ...] = (
+    config_commands,
     report_commands,
     study_commands,
     theory_commands,
@@ -48,17 +61,51 @@ CONFIG_OPTIONS = {
 BUDGET_OPTIONS = {name: f"--{name}" for name in BUDGETS}
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the package version and, in a git checkout, the commit (asked of git
+    only when the option is given)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        kwargs.setdefault("help", "print the version (and git commit) and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from ddpglab.provenance import git_commit
+
+        commit = git_commit()
+        print(f"ddpglab {ddpglab.__version__}" + (f" ({commit})" if commit else ""))
+        parser.exit(0)
+
+
+def replay_kinds_help() -> str:
+    """--replay's help with the kinds it accepts (the registry's, which imports torch)."""
+    from ddpglab.replay.registry import strategies
+
+    return f"replay sampling strategy (sets replay.kind): {', '.join(strategies())}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ddpglab", description="DDPG research toolkit")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    train = commands.add_parser("train", help="train DDPG members (one per seed)")
-    train.add_argument("--preset", default=None, help=f"named config ({', '.join(preset_names())})")
+    train = commands.add_parser(
+        "train",
+        help="train DDPG members (one per seed)",
+        description="Train one member per seed. See what a preset runs with `ddpglab presets`, "
+        "and the resolved config with --print-config.",
+        formatter_class=LazyHelpFormatter,
+    )
+    train.add_argument(
+        "--preset", default=None, help=f"named config: {', '.join(preset_names())} (pendulum)"
+    )
     train.add_argument("--config", type=Path, help="YAML config file, merged over the preset")
     train.add_argument("--env", help="gymnasium env id (sets env.id)")
-    train.add_argument("--replay", help="replay sampling strategy (sets replay.kind)")
+    train.add_argument(
+        "--replay", help=LazyHelp("replay sampling strategy (sets replay.kind)", replay_kinds_help)
+    )
     seeds = train.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="train one member with this seed")
+    seeds.add_argument("--seed", type=seed, help="train one member with this seed")
     seeds.add_argument("--seeds", type=parse_seeds, help="N members (seeds 0..N-1) or a list 1,2,3")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--episodes", type=positive_int, help="episodes per member")
@@ -76,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set agent.tau=0.005 (repeatable)",
     )
-    train.add_argument("--out", type=Path, required=True, help="output folder")
+    train.add_argument("--out", type=Path, help="output folder (required unless --print-config)")
+    train.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as YAML and exit: nothing trained, nothing written",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar, no summary table")
     train.add_argument(
@@ -189,8 +241,14 @@ def continuing_note(config: Config) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ddpglab.machine import preflight
-    from ddpglab.run_folder import prepare_out_dir, train
+    from ddpglab.run_folder import check_out_dir, prepare_out_dir, run_folder_lock, train
 
+    if args.out is None and (args.resume or not args.print_config):
+        raise ConfigError("train needs --out DIR (the output folder)")
+    if args.print_config:
+        config = resume_train_config(args)[0] if args.resume else resolve_train_config(args)
+        print(to_yaml(config), end="")
+        return 0
     if args.resume:
         config, has_state = resume_train_config(args)
         if not has_state:
@@ -204,15 +262,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ddpglab.tensorboard import require_tensorboard
 
         require_tensorboard()
+    overwrite = args.overwrite or args.resume
     if not has_state:
-        prepare_out_dir(args.out, args.overwrite or args.resume)
-    summary = train(
-        config,
-        args.out,
-        progress=not args.quiet,
-        tensorboard=args.tensorboard,
-        resume=has_state,
-    )
+        check_out_dir(args.out, overwrite)  # a refusal writes nothing, not even the lock
+    with run_folder_lock(args.out):
+        if not has_state:
+            prepare_out_dir(args.out, overwrite)
+        summary = train(
+            config,
+            args.out,
+            progress=not args.quiet,
+            tensorboard=args.tensorboard,
+            resume=has_state,
+        )
     if not args.quiet:
         from ddpglab.report.console import print_summary
 

@@ -8,6 +8,7 @@ imports none of them, so the command line has one direction: ``cli`` -> commands
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ddpglab.study.spec import MAX_SEED_COUNT
 
@@ -30,19 +31,52 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them."""
+class LazyHelp(str):
+    """A help text whose full form is computed only when help is shown (with
+    :class:`LazyHelpFormatter`): a list that takes a heavy import, such as the replay kinds
+    (the registry imports torch), then costs nothing to a command that does not ask for it.
+    As a string it is the short form."""
+
+    full: Callable[[], str]
+
+    def __new__(cls, short: str, full: Callable[[], str]) -> LazyHelp:
+        text = super().__new__(cls, short)
+        text.full = full
+        return text
+
+
+class LazyHelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, with each :class:`LazyHelp` in its full form."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help
+        return help_text.full() if isinstance(help_text, LazyHelp) else help_text
+
+
+def seed(text: str) -> int:
+    """An argument type: a seed, an integer >= 0 (the config checks the upper bound)."""
     try:
-        if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0: '{text}'")
+    return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 5`` means seeds 0..4; ``--seeds 1,2,3`` lists them. argparse names the
+    option in front of these messages, so they do not repeat it."""
+    if "," in text:
+        return [seed(s.strip()) for s in text.split(",") if s.strip()]
+    try:
         count = int(text)
     except ValueError:
-        msg = f"expected a count or a list like 1,2,3: '{text}'"
-        raise argparse.ArgumentTypeError(msg) from None
+        count = 0
     if count < 1:
-        raise argparse.ArgumentTypeError("--seeds needs at least 1")
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or a list like 1,2,3: '{text}'")
     if count > MAX_SEED_COUNT:
-        raise argparse.ArgumentTypeError(f"--seeds allows at most {MAX_SEED_COUNT} members")
+        raise argparse.ArgumentTypeError(f"a count allows at most {MAX_SEED_COUNT} members")
     return list(range(count))
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ddpglab.config import Config, ConfigError, to_yaml
 from ddpglab.report.curves import plot_learning_curves, run_title
+from ddpglab.report.export import EXPORT_MARKER
+from ddpglab.run_control import folder_lock
 from ddpglab.state_files import write_text_atomic
 from ddpglab.store import ResultsStore
 from ddpglab.summary import TrainSummary, learning_warning
@@ -37,24 +41,86 @@ RUN_ARTIFACTS = (
     "state.npz.tmp",
 )
 
+#: What the commands derived from a run write into its folder by default (``report``,
+#: ``export`` without ``--to``, ``animate`` without ``--to``; ``enjoy`` writes nothing):
+#: they describe the run, so they go with it. ``export/runs`` only when it carries
+#: :data:`EXPORT_MARKER` (export refuses to replace any other ``runs/`` there too).
+DERIVED_OUTPUTS = (
+    "report",
+    "export/runs",
+    "export/episodes.parquet",
+    "animation.gif",
+    "animation.mp4",
+)
 
-def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds another run unless ``overwrite``; then clear its artifacts."""
+#: The temporary names those commands write under before renaming into place (a killed
+#: command leaves them behind).
+DERIVED_LEFTOVERS = (
+    ".report.tmp-*",
+    ".animation.tmp.gif",
+    ".animation.tmp.mp4",
+    "export/.runs.tmp-*",
+    "export/.episodes.parquet.tmp-*",
+)
+
+
+def _run_outputs(out: Path) -> list[Path]:
+    """The paths in ``out`` that a train run or a command derived from it wrote."""
+    found = [out / name for name in RUN_ARTIFACTS + DERIVED_OUTPUTS if (out / name).exists()]
+    found = [
+        path
+        for path in found
+        if path.name != "runs" or (path / EXPORT_MARKER).exists()  # a user's own runs/ stays
+    ]
+    return found + [path for pattern in DERIVED_LEFTOVERS for path in sorted(out.glob(pattern))]
+
+
+def check_out_dir(out: Path, overwrite: bool) -> list[Path]:
+    """Refuse an ``out`` that is not a folder, or that holds another run (or what was
+    derived from one) unless ``overwrite``; returns what overwriting will remove. Writes
+    nothing."""
     try:  # even looking at the path can fail: a name longer than the file system allows
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} exists and is not a folder")
-        present = [name for name in RUN_ARTIFACTS if (out / name).exists()]
-        if present and not overwrite:
-            raise ConfigError(f"--out {out} already holds a run ({present[0]}); pass --overwrite")
-        for name in present:
-            path = out / name
+        present = _run_outputs(out) if out.is_dir() else []
+    except OSError as err:
+        raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+    if present and not overwrite:
+        name = present[0].relative_to(out)
+        raise ConfigError(f"--out {out} already holds a run ({name}); pass --overwrite")
+    return present
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds another run unless ``overwrite``; then clear everything
+    that run and the commands derived from it wrote (a user's own files stay)."""
+    present = check_out_dir(out, overwrite)
+    try:
+        for path in present:
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink()
+        export = out / "export"
+        if export.is_dir() and not any(export.iterdir()):
+            export.rmdir()  # made by export alone; a folder holding a user's file stays
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+
+
+@contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Create ``out`` and hold ``out/.lock`` while inside: one train per run folder, so a
+    second one (``--overwrite`` included) is refused before it removes or writes anything."""
+    check_out_dir(out, overwrite=True)
+    with ExitStack() as stack:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(folder_lock(out, f"another run is training in {out}"))
+        except OSError as err:  # a read-only folder: the lock file cannot be written
+            raise ConfigError(f"cannot use --out {out}: {err.strerror or err}") from None
+        yield
 
 
 def train(

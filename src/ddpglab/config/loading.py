@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ddpglab.config.errors import ConfigError
-from ddpglab.config.overrides import apply_overrides, one_budget_wins
+from ddpglab.config.overrides import apply_overrides, one_budget_wins, unknown_key_message
 from ddpglab.config.sections import Config
 from ddpglab.config.yaml_files import parse_yaml, read_yaml_file, yaml_mapping
 
@@ -23,11 +23,16 @@ def preset_names() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
-def preset_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset."""
+def preset_text(name: str) -> str:
+    """The YAML file of a shipped preset, as shipped (comments included)."""
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(preset_names())}")
-    text = resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
+    return resources.files("ddpglab").joinpath("presets", f"{name}.yaml").read_text()
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset."""
+    text = preset_text(name)
     origin = f"preset {name}"
     return yaml_mapping(parse_yaml(text, origin), origin, "of config sections")
 
@@ -39,7 +44,7 @@ def _first_error(err: ValidationError) -> str:
     where = ".".join(str(p) for p in (*first["loc"], *within))
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        return f"unknown config key '{where}'"
+        return unknown_key_message(where)
     return f"{where}: {msg}" if where else msg
 
 

@@ -45,9 +45,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             fields = section_fields(model)
             field = fields.get(part)
             if field is None:
-                where = ".".join(parts[:depth]) or "the config"
-                known = ", ".join(fields)
-                raise ConfigError(f"unknown config key '{dotted}' ({where} has: {known})")
+                raise ConfigError(unknown_key_message(dotted, depth))
             last = depth == len(parts) - 1
             section, optional = section_type(field.annotation)
             if last:
@@ -64,6 +62,23 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                     raise ConfigError(f"config section '{part}' must be a mapping of keys")
                 model = section
     return out
+
+
+def unknown_key_message(dotted: str, depth: int | None = None) -> str:
+    """ "unknown config key 'agent.taux' (agent has: hidden, ...)": what a mistyped key is
+    refused with, wherever it was written (``--set``, a config file, a spec's ``set``).
+    ``depth`` is the index of the unknown part (default: the last)."""
+    parts = dotted.split(".")
+    depth = len(parts) - 1 if depth is None else depth
+    model: type[BaseModel] = Config
+    for part in parts[:depth]:
+        field = section_fields(model).get(part)
+        section = None if field is None else section_type(field.annotation)[0]
+        if section is None:
+            return f"unknown config key '{dotted}'"
+        model = section
+    where = ".".join(parts[:depth]) or "the config"
+    return f"unknown config key '{dotted}' ({where} has: {', '.join(section_fields(model))})"
 
 
 def cleared_budgets(train_layer: Mapping[str, Any]) -> dict[str, None]:

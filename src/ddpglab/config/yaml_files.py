@@ -58,6 +58,8 @@ def read_yaml_file(path: Path, what: str, loader: type[yaml.SafeLoader] = yaml.S
     """The document in the file ``path``; ``what`` ("config file", "study spec") names it
     in the errors for a file that is missing or cannot be read."""
     try:  # is_file() too can fail: a name longer than the file system allows
+        if path.is_dir():
+            raise ConfigError(f"{what} {path} is a folder, not a file")
         if not path.is_file():
             raise ConfigError(f"{what} not found: {path}")
         text = path.read_text(encoding="utf-8")

@@ -7,7 +7,9 @@ bad input ends with one line on stderr and exit status 2, with nothing written.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 from pathlib import Path
 
 from ddpglab.cli_common import positive_int
@@ -236,7 +238,23 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def display_missing() -> bool:
+    """Whether this is a Linux machine without a display (no X11 or Wayland to open a
+    window on): there ``--render human`` would print an XDG error and play blind, in real
+    time. Other systems are taken to have one."""
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
 def cmd_enjoy(args: argparse.Namespace) -> int:
+    from ddpglab.config import ConfigError
+
+    if args.render == "human" and display_missing():
+        raise ConfigError(
+            "--render human needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; "
+            "use --render none (fastest) or --render rgb_array (off-screen frames)"
+        )
     from ddpglab.report.enjoy import episode_returns, find_policy
 
     policy = find_policy(args.source, args.variant, args.seed, args.episode)

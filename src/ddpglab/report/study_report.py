@@ -16,10 +16,8 @@ from ddpglab.config import ConfigError
 from ddpglab.report import study_figures, study_table
 from ddpglab.report.folder_swap import swap_in, temporary_folder_for
 from ddpglab.report.study_data import StudyRuns, load_study_runs
-from ddpglab.report.study_rows import BOOT_SEED, default_baseline, table_rows
+from ddpglab.report.study_rows import BOOT_SEED, LAST, default_baseline, table_rows
 
-#: The score of a run: its mean return over its last ``LAST`` episodes.
-LAST = 50
 #: Episodes in the rolling mean of the curves and of the first-crossing episode.
 WINDOW = 10
 N_BOOT = 10_000

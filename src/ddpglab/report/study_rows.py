@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,9 @@ import numpy as np
 from ddpglab.report import stats
 from ddpglab.report.study_data import RunData, StudyRuns
 
+#: The score of a run: the mean return of its last ``LAST`` episodes (all of them when it
+#: has fewer). ``ddpglab report`` and train's closing table both score runs so.
+LAST = 50
 BOOT_SEED = 20210527  # fixed: a report must not change between regenerations
 #: Return that counts as "solved enough" per env; gymnasium's reward_threshold otherwise.
 SOLVE_THRESHOLDS = {"Pendulum-v1": -400.0, "BipedalWalker-v3": 300.0}
@@ -59,7 +63,12 @@ def rng_for(*names: str) -> np.random.Generator:
 
 def run_score(run: RunData, last: int) -> float:
     """Mean return of the run's last ``last`` episodes (all of them if it has fewer)."""
-    return float(run.returns[-last:].mean())
+    return mean_of_last(run.returns, last)
+
+
+def mean_of_last(returns: Sequence[float] | np.ndarray, last: int = LAST) -> float:
+    """The mean of the last ``last`` of ``returns`` (all of them if there are fewer)."""
+    return float(np.mean(np.asarray(returns, dtype=float)[-last:]))
 
 
 @dataclass

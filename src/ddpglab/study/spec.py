@@ -25,6 +25,9 @@ NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
 #: seeds before anything else is checked, and a huge one would exhaust memory.
 MAX_SEED_COUNT = 1_000_000
 
+#: What a ``seeds`` entry that is neither a count nor a list is refused with.
+SEED_COUNT_OR_LIST = "expected a count N (seeds 0..N-1) or a list of seeds, got '{}'"
+
 #: Keys a study decides itself: its seeds and budget, and the runner's thread count.
 STUDY_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")
 
@@ -126,6 +129,8 @@ class StudySpec(StrictSpec):
     def _count_or_list(cls, seeds: Any) -> Any:
         if isinstance(seeds, bool):
             raise ValueError("expected a count or a list of seeds")
+        if not isinstance(seeds, int | list):
+            raise ValueError(SEED_COUNT_OR_LIST.format(seeds))
         if isinstance(seeds, int):
             if seeds < 1:
                 raise ValueError("a seed count must be at least 1")
@@ -176,7 +181,16 @@ def _compact_number(x: int | float) -> str:
 
 def spec_error(origin: str, err: ValidationError) -> ConfigError:
     """The first problem of a spec that did not validate, as one line starting with ``origin``."""
-    first = err.errors()[0]
+    errors = err.errors()
+    first = errors[0]
+    if first["type"] == "missing":  # often the same mistake as an unknown key beside it:
+        # `nme:` for `name:` is reported as the misspelt key, not as "name: Field required"
+        parent = first["loc"][:-1]
+        misspelt = [e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent]
+        if misspelt:
+            unknown = ".".join(str(p) for p in misspelt[0]["loc"])
+            required = ".".join(str(p) for p in first["loc"])
+            return ConfigError(f"{origin}: unknown key '{unknown}' (a '{required}' is required)")
     where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return ConfigError(f"{origin}: unknown key '{where}'")

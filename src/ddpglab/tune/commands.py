@@ -81,6 +81,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"search {search.spec.name}: {finished} trials ({result.complete} complete, "
         f"{result.pruned} pruned = {share:.0%}, {result.failed} failed); "
         f"{result.ran} run now in {result.wall_s:.1f} s"
+        + (f"; {result.interrupted} interrupted, run again" if result.interrupted else "")
     )
     if result.best_value is not None:
         params = ", ".join(f"{k} = {_short(v)}" for k, v in result.best_params.items())

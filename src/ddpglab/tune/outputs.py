@@ -23,18 +23,19 @@ def trial_rows(study: Any, search: Search) -> list[dict[str, Any]]:
         value = t.value
         if t.state.name == "PRUNED" and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]  # its last score
+        # One definition with the summary's counts (search.counted): a trial cut short by
+        # a stop is run again, so it is "interrupted", not "fail".
+        interrupted = t.state.name == "FAIL" and t.user_attrs.get("interrupted")
         row = {
             "trial": t.number,
-            "state": t.state.name.lower(),
+            "state": "interrupted" if interrupted else t.state.name.lower(),
             "value": value,
             "pruned_at": t.user_attrs.get("pruned_at"),
             "seconds": None if duration is None else round(duration, 1),
         }
         params = t.user_attrs.get("config_params", {})
         row.update({key: params.get(key) for key in search.spec.space})
-        row["error"] = t.user_attrs.get("error") or (
-            "interrupted" if t.user_attrs.get("interrupted") else ""
-        )
+        row["error"] = t.user_attrs.get("error") or ""
         rows.append(row)
     return rows
 
@@ -65,11 +66,12 @@ def best_yaml(study: Any, search: Search) -> str | None:
         return None
     best = max(complete, key=lambda t: t.value)
     params = best.user_attrs["config_params"]
-    config = search.config(params)
+    config = search.best_config(params)
     head = [
         f"# Best of search '{search.spec.name}': trial {best.number}, objective {best.value:.2f}",
         f"# (mean over seeds {search.spec.objective.seeds} of the last "
         f"{search.spec.objective.last} episode returns, {search.episodes} episodes).",
+        "# Evaluation, checkpoint and state cadence: the base preset's, not the trials'.",
         "# Searched: " + ", ".join(f"{k} = {v}" for k, v in params.items()),
         f"# Train it: ddpglab train --config best.yaml --out runs/{search.spec.name}-best",
     ]

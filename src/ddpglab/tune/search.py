@@ -36,7 +36,8 @@ class SearchResult:
     out: Path
     complete: int
     pruned: int
-    failed: int
+    failed: int  # by an error; see :func:`counted`
+    interrupted: int  # cut short by a stop and queued again: not counted, not failed
     ran: int  # trials finished by this invocation
     best_value: float | None
     best_params: dict[str, Any]
@@ -252,6 +253,7 @@ def run_search(
             complete=states.count("COMPLETE"),
             pruned=states.count("PRUNED"),
             failed=counted(study) - states.count("COMPLETE") - states.count("PRUNED"),
+            interrupted=sum(bool(t.user_attrs.get("interrupted")) for t in study.trials),
             ran=ran,
             best_value=None if best is None else best.value,
             best_params={} if best is None else dict(best.user_attrs.get("config_params", {})),

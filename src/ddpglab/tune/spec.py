@@ -29,6 +29,7 @@ from ddpglab.config import (
 from ddpglab.study.spec import (
     NAME,
     NAME_RULE,
+    SEED_COUNT_OR_LIST,
     BaseSpec,
     StrictSpec,
     spec_error,
@@ -37,6 +38,17 @@ from ddpglab.study.variants import base_overrides
 
 #: Keys a search decides itself: its seeds and budget, and each trial's thread count.
 SEARCH_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")
+
+#: What a run writes along the way, not what it learns. The trials set these for speed
+#: (``state_every`` 0 here, the others often in the spec's ``base.set``); the best config
+#: takes them from the base preset (or the defaults), so that training the winner
+#: evaluates, keeps checkpoints and can be resumed like any run.
+OUTPUT_CADENCE_KEYS = (
+    "train.eval_every",
+    "train.eval_episodes",
+    "train.checkpoint_every",
+    "train.state_every",
+)
 
 #: A lognormal quantile stays in [q, 1 - q]: x within mu +- 3.09 sigma in log space.
 LOGNORMAL_TAIL = 1e-3
@@ -135,6 +147,8 @@ class Objective(StrictSpec):
     @field_validator("seeds", mode="before")
     @classmethod
     def _count_or_list(cls, seeds: Any) -> Any:
+        if not isinstance(seeds, int | list):
+            raise ValueError(SEED_COUNT_OR_LIST.format(seeds))
         if isinstance(seeds, int) and not isinstance(seeds, bool):
             if not 1 <= seeds <= 1000:
                 raise ValueError("a seed count must be between 1 and 1000")
@@ -229,6 +243,17 @@ class Search:
         }
         return validate(apply_overrides(self._base_data, {**self._base_set, **params, **fixed}))
 
+    def best_config(self, params: dict[str, Any]) -> Config:
+        """The config to train a winner with: the trial config of ``params``, but with the
+        base preset's output cadence (:data:`OUTPUT_CADENCE_KEYS`) instead of the trials'."""
+        base_set = {k: v for k, v in self._base_set.items() if k not in OUTPUT_CADENCE_KEYS}
+        fixed = {
+            "train.seeds": self.spec.objective.seeds,
+            "train.episodes": self.episodes,
+            "train.steps": None,
+        }
+        return validate(apply_overrides(self._base_data, {**base_set, **params, **fixed}))
+
     def check_space(self) -> None:
         """Every searched key must be a config key that takes every value its prior can
         draw (checked at the values :func:`_corners` gives)."""
@@ -280,5 +305,12 @@ def load_search(path: str | Path, trials: int | None = None, episodes: int | Non
         search = Search(spec, base_data, base_set)
     except ConfigError as err:
         raise ConfigError(f"search base: {err}") from None
+    last = spec.objective.last
+    if last > search.episodes:  # it would silently score fewer episodes than it says
+        trial = f"{search.episodes} episode" + ("s" if search.episodes > 1 else "")
+        raise ConfigError(
+            f"{path}: objective.last ({last}) is longer than a trial ({trial}); "
+            "lower objective.last or give more episodes"
+        )
     search.check_space()
     return search
