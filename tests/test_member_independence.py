@@ -125,3 +125,31 @@ def test_a_seed_trains_bit_for_bit_the_same_alone_and_in_groups_of_3_and_8(
     results = {group: what_the_seed_gives(seeds, overrides) for group, seeds in GROUPS.items()}
     for group in ("group of 3", "group of 8"):
         assert_identical(results["alone"], results[group], group)
+
+
+def test_a_saved_optimiser_state_loads_whatever_the_grouping():
+    """Saved states keep Adam's state as one group over the parameters in their order, the
+    layout of states saved before the parameters were split into a fused and a foreach
+    group: such a state loads into today's grouping with every moment where it belongs."""
+    from ddpglab.agent import DDPGAgent, load_adam_state_in_param_order
+
+    config = load_config("pendulum", overrides={"agent.hidden": [32, 32]}).agent
+    agent = DDPGAgent(3, 1, config, [0, 1], "cpu")
+    one_group = torch.optim.Adam(agent.critic_params, lr=config.critic_lr, fused=True)
+    for p in agent.critic_params:
+        p.grad = torch.randn_like(p)
+    one_group.step()  # the layout of a state saved by the old code
+    load_adam_state_in_param_order(agent.critic_opt, agent.critic_params, one_group.state_dict())
+    assert len(agent.critic_opt.param_groups) == 2  # the fused and the foreach group
+    for p in agent.critic_params:
+        old, new = one_group.state[p], agent.critic_opt.state[p]
+        assert torch.equal(old["exp_avg"], new["exp_avg"])
+        assert torch.equal(old["exp_avg_sq"], new["exp_avg_sq"])
+    saved = agent.state_dict()["critic_opt"]
+    assert len(saved["param_groups"]) == 1  # saved in parameter order, one group
+    again = DDPGAgent(3, 1, config, [0, 1], "cpu")
+    load_adam_state_in_param_order(again.critic_opt, again.critic_params, saved)
+    for p, q in zip(agent.critic_params, again.critic_params, strict=True):
+        assert torch.equal(
+            agent.critic_opt.state[p]["exp_avg"], again.critic_opt.state[q]["exp_avg"]
+        )

@@ -135,6 +135,40 @@ def member_independent_adam(
     return torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
 
 
+def adam_state_in_param_order(optimizer: torch.optim.Adam, params: list[torch.Tensor]) -> dict:
+    """The optimizer's state as one group over ``params`` in their order: the layout saved
+    states keep whatever the grouping (see :func:`member_independent_adam`), so a state
+    moves between devices and versions that group parameters differently."""
+    saved = optimizer.state_dict()
+    order = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    index_of = {ident: i for i, ident in enumerate(order)}
+    state = {
+        k: saved["state"][index_of[id(p)]]
+        for k, p in enumerate(params)
+        if index_of[id(p)] in saved["state"]
+    }
+    options = {key: v for key, v in saved["param_groups"][0].items() if key != "params"}
+    return {"state": state, "param_groups": [{**options, "params": list(range(len(params)))}]}
+
+
+def load_adam_state_in_param_order(
+    optimizer: torch.optim.Adam, params: list[torch.Tensor], saved: dict
+) -> None:
+    """Load a state in the layout of :func:`adam_state_in_param_order` (states saved before
+    it are in that layout too: one group) into ``optimizer``'s own grouping."""
+    position = {id(p): k for k, p in enumerate(params)}
+    current = optimizer.state_dict()["param_groups"]
+    order = [position[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    state = {i: saved["state"][k] for i, k in enumerate(order) if k in saved["state"]}
+    lr = saved["param_groups"][0]["lr"]
+    groups, start = [], 0
+    for group in current:  # this optimizer's options (fused or foreach), the saved rate
+        count = len(group["params"])
+        groups.append({**group, "lr": lr, "params": list(range(start, start + count))})
+        start += count
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
 def _row_square_sums(g: torch.Tensor) -> torch.Tensor:
     """sum of g[i]^2 per leading row i, as rows of the last axis summed, then their sums."""
     last = g.shape[-1] if g.dim() > 1 else 1
@@ -287,8 +321,8 @@ class DDPGAgent:
             "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": adam_state_in_param_order(self.actor_opt, self.actor_params),
+            "critic_opt": adam_state_in_param_order(self.critic_opt, self.critic_params),
             "target_noise_rngs": rng_states(self.target_noise_rngs),
             "critic_updates": self.critic_updates,
             "last_actor_loss": self._last_actor_loss,
@@ -297,8 +331,8 @@ class DDPGAgent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
+        load_adam_state_in_param_order(self.actor_opt, self.actor_params, state["actor_opt"])
+        load_adam_state_in_param_order(self.critic_opt, self.critic_params, state["critic_opt"])
         if "critic_updates" in state:  # states saved before the TD3 options have neither
             set_rng_states(self.target_noise_rngs, state["target_noise_rngs"])
             self.critic_updates = state["critic_updates"]
