@@ -10,6 +10,7 @@ own loss, and Adam (elementwise) keeps an independent state per member.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -96,12 +97,82 @@ def clip_grad_norm_per_member(
     ``torch.nn.utils.clip_grad_norm_`` over its whole critic.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    squares = torch.stack([g.square().flatten(1).sum(dim=1) for g in grads]).sum(dim=0)
-    norms = squares.view(-1, members).sum(dim=0).sqrt()
+    # Sums in a fixed order, so member k's norm is the same bits for every K: one parameter
+    # after another by elementwise adds (a reduction over the stacked parameters picks its
+    # order by K), and each parameter row by row (one row alone is split between threads).
+    squares = functools.reduce(torch.add, [_row_square_sums(g) for g in grads])
+    per_network = squares.view(-1, members)
+    norms = functools.reduce(torch.add, per_network.unbind(0)).sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0).repeat(len(squares) // members)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
     return norms
+
+
+#: Floats in the whole vectors of torch's fused Adam on the CPU (AVX-512; a multiple of
+#: AVX2's 8), which also splits tensors between threads at multiples of it.
+FUSED_ADAM_VECTOR = 16
+
+
+def member_independent_adam(
+    params: list[torch.Tensor], lr: float, device: torch.device
+) -> torch.optim.Adam:
+    """Adam whose step of member k is the same bits for every K, as fast as that allows.
+
+    On the CPU the fused kernel rounds the elements after a tensor's last whole vector
+    (its scalar tail) differently from the others, so a member whose elements fall there
+    for one K and not for another would step differently. A parameter whose size per
+    member is a multiple of :data:`FUSED_ADAM_VECTOR` has every member in whole vectors
+    for every K and stays fused; the others (output biases, layers one wide), a small
+    share of the elements, take the foreach kernels, which round the same everywhere.
+    On other devices every parameter is fused.
+    """
+    if device.type != "cpu":
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    aligned = [p for p in params if p[0].numel() % FUSED_ADAM_VECTOR == 0]
+    rest = [p for p in params if p[0].numel() % FUSED_ADAM_VECTOR != 0]
+    groups = [{"params": aligned, "fused": True}, {"params": rest, "foreach": True}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
+
+
+def adam_state_in_param_order(optimizer: torch.optim.Adam, params: list[torch.Tensor]) -> dict:
+    """The optimizer's state as one group over ``params`` in their order: the layout saved
+    states keep whatever the grouping (see :func:`member_independent_adam`), so a state
+    moves between devices and versions that group parameters differently."""
+    saved = optimizer.state_dict()
+    order = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    index_of = {ident: i for i, ident in enumerate(order)}
+    state = {
+        k: saved["state"][index_of[id(p)]]
+        for k, p in enumerate(params)
+        if index_of[id(p)] in saved["state"]
+    }
+    options = {key: v for key, v in saved["param_groups"][0].items() if key != "params"}
+    return {"state": state, "param_groups": [{**options, "params": list(range(len(params)))}]}
+
+
+def load_adam_state_in_param_order(
+    optimizer: torch.optim.Adam, params: list[torch.Tensor], saved: dict
+) -> None:
+    """Load a state in the layout of :func:`adam_state_in_param_order` (states saved before
+    it are in that layout too: one group) into ``optimizer``'s own grouping."""
+    position = {id(p): k for k, p in enumerate(params)}
+    current = optimizer.state_dict()["param_groups"]
+    order = [position[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    state = {i: saved["state"][k] for i, k in enumerate(order) if k in saved["state"]}
+    lr = saved["param_groups"][0]["lr"]
+    groups, start = [], 0
+    for group in current:  # this optimizer's options (fused or foreach), the saved rate
+        count = len(group["params"])
+        groups.append({**group, "lr": lr, "params": list(range(start, start + count))})
+        start += count
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _row_square_sums(g: torch.Tensor) -> torch.Tensor:
+    """sum of g[i]^2 per leading row i, as rows of the last axis summed, then their sums."""
+    last = g.shape[-1] if g.dim() > 1 else 1
+    return g.square().reshape(g.shape[0], -1, last).sum(dim=-1).sum(dim=-1)
 
 
 class UpdateStats(NamedTuple):
@@ -157,8 +228,8 @@ class DDPGAgent:
             p.requires_grad_(False)
         self.actor_params = list(self.actor.parameters())
         self.critic_params = list(self.critic.parameters())
-        self.actor_opt = torch.optim.Adam(self.actor_params, lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic_params, lr=config.critic_lr, fused=True)
+        self.actor_opt = member_independent_adam(self.actor_params, config.actor_lr, self.device)
+        self.critic_opt = member_independent_adam(self.critic_params, config.critic_lr, self.device)
         self._target_params = [
             *self.actor_target.parameters(),
             *self.critic_target.parameters(),
@@ -250,8 +321,8 @@ class DDPGAgent:
             "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": adam_state_in_param_order(self.actor_opt, self.actor_params),
+            "critic_opt": adam_state_in_param_order(self.critic_opt, self.critic_params),
             "target_noise_rngs": rng_states(self.target_noise_rngs),
             "critic_updates": self.critic_updates,
             "last_actor_loss": self._last_actor_loss,
@@ -260,8 +331,8 @@ class DDPGAgent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
+        load_adam_state_in_param_order(self.actor_opt, self.actor_params, state["actor_opt"])
+        load_adam_state_in_param_order(self.critic_opt, self.critic_params, state["critic_opt"])
         if "critic_updates" in state:  # states saved before the TD3 options have neither
             set_rng_states(self.target_noise_rngs, state["target_noise_rngs"])
             self.critic_updates = state["critic_updates"]

@@ -3,7 +3,9 @@
 Every layer holds a weight of shape (K, in, out) and a bias of shape (K, 1, out); a
 forward pass is one batched matrix product per layer (``torch.baddbmm``), so K members
 cost one kernel call instead of K. Member k's parameters are drawn from its own seed,
-so they are the same whether it is trained alone or beside others.
+so they are the same whether it is trained alone or beside others, and so are its
+products: a lone member's matrix-vector product runs beside a zero dummy (see
+:func:`batched_affine`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,29 @@ import math
 
 import torch
 from torch import nn
+
+
+def with_dummy_member(t: torch.Tensor) -> torch.Tensor:
+    """(1, ...) -> (2, ...): the tensor, then zeros of its shape."""
+    return torch.cat([t, torch.zeros_like(t)])
+
+
+def batched_affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x w + b per member: x (m, B, in), w (m, in, out), b (m, 1, out) or None -> (m, B, out).
+
+    Member k's result is the same bits for every m. For a batch of one, torch computes a
+    product whose weight is one wide, in or out (a critic's last layer; the input gradient
+    of a layer fed one feature), with a matrix-vector kernel that rounds differently from
+    the batched one; so a lone member's such product runs beside a zero dummy, as a batch
+    of two, and the dummy is dropped. Autograd carries the member's gradients through
+    unchanged. Every other shape gives the same bits for m = 1 and m > 1 (checked for
+    batches of 1 to 256 and widths of 1 to 400), so it skips the dummy's cost.
+    """
+    if x.shape[0] != 1 or 1 not in w.shape[1:]:
+        return torch.bmm(x, w) if b is None else torch.baddbmm(b, x, w)
+    x, w = with_dummy_member(x), with_dummy_member(w)
+    y = torch.bmm(x, w) if b is None else torch.baddbmm(with_dummy_member(b), x, w)
+    return y[:1]
 
 
 class EnsembleMLP(nn.Module):
@@ -64,7 +89,7 @@ class EnsembleMLP(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if members is not None:
                 w, b = w[:members], b[:members]
-            x = torch.baddbmm(b, x, w)
+            x = batched_affine(x, w, b)
             if i < last:
                 x = torch.relu(x)
         return x
@@ -131,7 +156,7 @@ class LinearActor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """obs: (K, B, obs_dim) -> (K, B, act_dim)."""
-        return torch.bmm(obs, self.weight)
+        return batched_affine(obs, self.weight, None)
 
 
 class QuadraticCritic(EnsembleMLP):

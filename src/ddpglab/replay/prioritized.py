@@ -99,12 +99,18 @@ class PrioritizedReplay(ReplayBuffer):
         offsets = np.stack([rng.random(batch_size) for rng in self.rngs])
         fractions = (np.arange(batch_size) + offsets) / batch_size
         window = self.window_sizes()
-        if (window == self.size).all():
-            total = self.trees.total()[:, None]
-            idx = np.minimum(self.trees.find(fractions * total), self.size - 1)
+        total = self.trees.total()[:, None]
+        idx = np.minimum(self.trees.find(fractions * total), self.size - 1)
+        whole = window == self.size
+        if whole.all():
             probs = self.trees.leaves(idx) / total
             return idx, self.importance_weights(probs, self.size).astype(np.float32)
-        idx, mass = self._find_in_windows(fractions, window[:, None])
+        # Each member by its own window, whatever the others' (a member's draws must not
+        # depend on who trains beside it): the whole buffer by the total, as above, and a
+        # part of it by the prefix sums of its range, which round differently.
+        in_window, mass = self._find_in_windows(fractions, window[:, None])
+        idx = np.where(whole[:, None], idx, in_window)
+        mass = np.where(whole[:, None], total, mass)
         probs = self.trees.leaves(idx) / mass
         return idx, self.importance_weights(probs, window[:, None]).astype(np.float32)
 
