@@ -79,7 +79,16 @@ def load_config(
 
 def same_run_config(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a saved state's config is the current one, up to the torch thread count and
-    the device (which change speed, not what is trained: a run may resume elsewhere)."""
+    the device (which change speed, not what is trained: a run may resume elsewhere).
+
+    A key the saved config lacks counts as its default: a state saved before the key
+    existed (replay.combined, a strategy added since) trained exactly what the default
+    trains. A saved config this version cannot validate is another run's.
+    """
+    try:
+        saved = Config.model_validate(saved).model_dump(mode="json")
+    except ValidationError:
+        return False
 
     def machine_independent(config: dict[str, Any]) -> dict[str, Any]:
         return {**config, "train": {**config["train"], "torch_threads": None, "device": None}}
