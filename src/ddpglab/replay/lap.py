@@ -32,7 +32,10 @@ class LossAdjustedReplay(PrioritizedReplay):
     Sum trees as in :class:`~ddpglab.replay.prioritized.PrioritizedReplay` (one per
     member, vectorised over members, windows drawn from their range of the tree); new
     transitions enter at the largest priority seen (m^alpha before any TD error, the
-    smallest priority LAP gives); no importance weights: every weight is 1.
+    smallest priority LAP gives; the reference code starts at 1, the same at its m = 1);
+    no importance weights: every weight is 1. A batch is PER's stratified draw, one point
+    per slice of the priority mass, where the reference code draws i.i.d. points: each
+    place of the batch has law P either way.
 
     LAP is meant with the Huber critic loss of threshold m (quadratic for |delta| < m,
     linear beyond): under LAP sampling its expected gradient is that of the mean squared
