@@ -60,7 +60,15 @@ def installed(monkeypatch):
 
 
 def test_the_shipped_strategies_are_found_uniform_first_in_the_order_they_were_added():
-    assert list(strategies()) == ["uniform", "prioritized", "stratified", "softmax"]
+    assert list(strategies()) == [
+        "uniform",
+        "prioritized",
+        "stratified",
+        "softmax",
+        "lap",
+        "geometric",
+        "ere",
+    ]
     assert strategies()["prioritized"] is PrioritizedReplay
 
 
@@ -106,11 +114,14 @@ def test_a_strategy_from_an_entry_point_is_found_configured_and_built(installed)
         "prioritized",
         "stratified",
         "softmax",
+        "lap",
+        "geometric",
+        "ere",
         ENTRY_POINT_KIND,
     ]
     config = load_config(None, overrides={"replay.kind": ENTRY_POINT_KIND})
     # its section is validated and dumped after the shipped ones, with its defaults
-    assert list(config.model_dump()["replay"])[-2:] == ["softmax", ENTRY_POINT_KIND]
+    assert list(config.model_dump()["replay"])[-2:] == ["ere", ENTRY_POINT_KIND]
     assert getattr(config.replay, ENTRY_POINT_KIND).width == 3
     wide = load_config(None, overrides={f"replay.{ENTRY_POINT_KIND}.width": 5})
     assert yaml.safe_load(to_yaml(wide))["replay"][ENTRY_POINT_KIND] == {"width": 5}

@@ -92,7 +92,16 @@ def same_run_config(
     """Whether a saved state's config is the current one, up to the torch thread count, the
     device and keep_state (which change speed or what is kept, not what is trained: a run
     may resume elsewhere); with ``budget_may_grow``, also up to a larger budget of the same
-    kind (a finished run continued, see :func:`budget_grew`)."""
+    kind (a finished run continued, see :func:`budget_grew`).
+
+    A key the saved config lacks counts as its default: a state saved before the key
+    existed (replay.combined, a strategy added since) trained exactly what the default
+    trains. A saved config this version cannot validate is another run's.
+    """
+    try:
+        saved = Config.model_validate(saved).model_dump(mode="json")
+    except ValidationError:
+        return False
 
     def comparable(config: dict[str, Any]) -> dict[str, Any]:
         ignored = ("torch_threads", "device", "keep_state")

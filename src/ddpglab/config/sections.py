@@ -156,6 +156,11 @@ class ReplayConfig(_Section):
     window: WindowConfig | None = Field(
         None, description="shrinking window of recent transitions to sample; None: all"
     )
+    combined: bool = Field(
+        False,
+        description="CER (Zhang & Sutton 2017): each batch holds the newest transition in "
+        "place of one draw",
+    )
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -313,4 +318,9 @@ class Config(_Section):
                 f"agent.batch_size ({self.agent.batch_size}) is larger than "
                 f"replay.capacity ({self.replay.capacity})"
             )
+        # the selected strategy's own limits on the batch (ERE's c_min, say)
+        params = getattr(self.replay, self.replay.kind, None)
+        problem = None if params is None else params.batch_size_problem(self.agent.batch_size)
+        if problem is not None:
+            raise ValueError(problem)
         return self

@@ -2,8 +2,8 @@
 
 The config layer validates ``replay`` and knows nothing of buffers; this module turns that
 section into a buffer. It reads the section by its attributes only (``kind``, ``capacity``,
-``n_step``, ``window`` and the ``replay.<kind>`` parameters), so the replay package never
-imports the config module that imports it.
+``n_step``, ``window``, ``combined`` and the ``replay.<kind>`` parameters), so the replay
+package never imports the config module that imports it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class ReplaySection(Protocol):
     capacity: int
     n_step: int
     window: WindowSection | None
+    combined: bool
 
 
 def make_buffer(
@@ -76,7 +77,7 @@ def build_buffer(
     device: str | torch.device = "cpu",
 ) -> ReplayBuffer:
     """The buffer ``replay`` describes, one member per seed: its strategy and parameters,
-    capacity, n-step returns discounted by ``gamma`` and window schedule, on ``device``."""
+    capacity, n-step returns discounted by ``gamma``, window schedule and CER, on ``device``."""
     return make_buffer(
         replay.kind,
         replay.capacity,
@@ -88,5 +89,6 @@ def build_buffer(
         gamma=gamma,
         n_step=replay.n_step,
         window=window_schedule(replay.window),
+        combined=replay.combined,
         **strategy_params(replay),
     )

@@ -15,3 +15,9 @@ class StrategyParams(BaseModel):
     """Parameters of one replay strategy, the ``replay.<kind>`` section of a config."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    def batch_size_problem(self, batch_size: int) -> str | None:
+        """Why these parameters cannot serve minibatches of ``batch_size`` (one line, naming
+        the keys), or None. The config checks it for the selected strategy, where the
+        agent's batch size is known."""
+        return None

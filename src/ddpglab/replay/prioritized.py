@@ -114,6 +114,16 @@ class PrioritizedReplay(ReplayBuffer):
         probs = self.trees.leaves(idx) / mass
         return idx, self.importance_weights(probs, window[:, None]).astype(np.float32)
 
+    def sampling_law(self, batch_size: int | None = None) -> np.ndarray:
+        """P(i) = p_i / sum_{j in W} p_j from the sum-tree leaves, 0 outside the window W.
+
+        The stratified draw puts one point in each of B slices of the mass: the draw at a
+        uniformly chosen place of the batch follows P exactly, whatever B.
+        """
+        leaves = self.trees.tree[:, self.trees.leaf_offset : self.trees.leaf_offset + self.capacity]
+        mass = np.where(self.window_mask(), leaves, 0.0)
+        return mass / mass.sum(axis=1, keepdims=True)
+
     def importance_weights(self, probs: np.ndarray, size: int | np.ndarray) -> np.ndarray:
         """w_i = (N P(i))^-beta / max_j w_j over each member's batch (K, B), N the
         transitions sampled from (``size``: one count, or (K, 1)) and beta this member's

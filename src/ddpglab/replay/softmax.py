@@ -158,9 +158,9 @@ class SoftmaxReplay(ReplayBuffer):
                     self.index[k].insert(older, float(self.rewards[k, older]))
                     self.active[k] += 1
 
-    def probabilities(self) -> np.ndarray:
+    def sampling_law(self, batch_size: int | None = None) -> np.ndarray:
         """P(i) for every ring slot (K, capacity), zero outside the window: the O(N)
-        reference formula, computed with log-sum-exp (for tests and inspection)."""
+        reference formula over the stored rewards the bins index, with log-sum-exp."""
         probs = np.zeros((self.members, self.capacity))
         for k in range(self.members):
             slots = self.active_slots(k)

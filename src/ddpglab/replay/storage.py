@@ -10,23 +10,32 @@ one gather there and no batch is copied between host and device. Rewards, termin
 episode-end flags stay in host numpy arrays, because the sampling rules read them: per
 step only the sampled indices and the (K, B) scalars of the batch cross to the device.
 
-Two options apply to every strategy. The shrinking window (:mod:`ddpglab.replay.window`)
+Three options apply to every strategy. The shrinking window (:mod:`ddpglab.replay.window`)
 limits sampling to each member's most recent ``window`` transitions. n-step returns are
 assembled when a minibatch is drawn, not when transitions are stored: the ring keeps
-one-step transitions and an episode-end flag, and :func:`n_step_returns` walks forward
-from each sampled slot. Storing them one step at a time keeps every member adding exactly
-one transition per env step (the lockstep the shared write position relies on), whatever
-its episode boundaries.
+one-step transitions and an episode-end flag, and
+:func:`~ddpglab.replay.nstep.n_step_returns` walks forward from each sampled slot. Storing
+them one step at a time keeps every member adding exactly one transition per env step (the
+lockstep the shared write position relies on), whatever its episode boundaries. Combined
+experience replay (CER, Zhang & Sutton 2017, "A Deeper Look at Experience Replay") puts
+each member's newest transition in every batch in place of one draw, so that what was just
+experienced is learned from at once whatever the strategy and the buffer's size.
+
+Each strategy states its sampling law (:meth:`ReplayBuffer.probabilities`): the exact
+probability of every storage slot, which the tests hold its draws to and from which
+diagnostics (expected age, entropy) are computed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
+from ddpglab.replay.arrays import host_view, zeros
+from ddpglab.replay.nstep import n_step_returns
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.window import WindowSchedule
 from ddpglab.seeding import member_rngs, rng_states, set_rng_states
@@ -43,62 +52,6 @@ class Batch(NamedTuple):
     indices: np.ndarray  # (K, B) int64 ring positions
     weights: torch.Tensor  # (K, B) importance weights; ones for unbiased strategies
     discounts: torch.Tensor  # (K, B) gamma^k: k rewards are summed in ``rewards``
-
-
-def n_step_returns(
-    rewards: np.ndarray,
-    episode_end: np.ndarray,
-    successor: Callable[[np.ndarray], np.ndarray],
-    start: np.ndarray,
-    gamma: float,
-    n_step: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """R = sum_{i<k} gamma^i r_{t+i}, walking k <= n steps forward from slots ``start``.
-
-    The walk stops early at the end of the episode (terminated or truncated) and at the
-    newest stored transition (``successor`` gives -1). The target is then
-    y = R + gamma^k (1 - terminated_last) Q'(s_{t+k}, mu'(s_{t+k})): it bootstraps from
-    the next state of the last slot walked to, unless that state is terminal.
-
-    Args:
-        rewards: (K, S) stored one-step rewards.
-        episode_end: (K, S) bool, True where a transition ended its episode.
-        successor: maps slots (K, B) to the slots of the next transitions, or -1.
-        start: (K, B) sampled slots.
-
-    Returns:
-        R (float64), the last slots walked to, and k, each (K, B).
-    """
-    members = np.arange(start.shape[0])[:, None]
-    last = start
-    total = rewards[members, last].astype(np.float64)
-    steps = np.ones(start.shape, dtype=np.int64)
-    alive = ~episode_end[members, last]
-    for i in range(1, n_step):
-        following = successor(last)
-        alive &= following >= 0
-        if not alive.any():
-            break
-        last = np.where(alive, following, last)
-        total += np.where(alive, gamma**i * rewards[members, last], 0.0)
-        steps += alive
-        alive &= ~episode_end[members, last]
-    return total, last, steps
-
-
-def zeros(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A float32 tensor of zeros; on the CPU backed by ``np.zeros``, whose pages the OS
-    commits only when written, so a large, mostly empty buffer costs only what it holds."""
-    if device.type == "cpu":
-        return torch.from_numpy(np.zeros(shape, dtype=np.float32))
-    return torch.zeros(shape, device=device)
-
-
-def host_view(array: np.ndarray | torch.Tensor) -> np.ndarray:
-    """A numpy array of ``array``'s values: itself, a view of a CPU tensor, or a host copy."""
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu().numpy()
-    return array
 
 
 def _member_seeds(seed: int | Sequence[int], members: int) -> list[int]:
@@ -127,6 +80,8 @@ class ReplayBuffer:
             (:meth:`set_progress`); None samples everything stored.
         device: where observations and actions are stored and batches are assembled
             (the networks' device).
+        combined: CER: each member's batch holds its newest transition (importance weight
+            1) in place of one draw, and the strategy draws the other B - 1.
 
     A subclass becomes a strategy (``replay.kind``, :func:`~ddpglab.replay.make_buffer`)
     by declaring its own ``kind``; see :mod:`ddpglab.replay.registry`.
@@ -154,11 +109,13 @@ class ReplayBuffer:
         n_step: int = 1,
         window: WindowSchedule | int | None = None,
         device: str | torch.device = "cpu",
+        combined: bool = False,
     ):
         if n_step < 1:
             raise ValueError(f"n_step must be at least 1, got {n_step}")
         self.capacity, self.members = capacity, members
         self.gamma, self.n_step = float(gamma), int(n_step)
+        self.combined = bool(combined)
         # The ring that `add` writes is slots [0, capacity); strategies that keep strata of
         # their own (stratified) get further slots after it, so one gather serves all.
         shape = (members, capacity * self.slots_per_capacity)
@@ -285,6 +242,42 @@ class ReplayBuffer:
         """Ring positions (K, B) to train on, and importance weights (None: all ones)."""
         raise NotImplementedError
 
+    def sampling_law(self, batch_size: int | None) -> np.ndarray:
+        """P(slot) of one draw of :meth:`sample_indices`, per member: (K, storage slots)
+        float64, zero where nothing may be drawn; each row sums to 1. Strategies whose draws
+        in a batch are not identically distributed (stratified) give the law of the draw at
+        a uniformly chosen place of a batch of ``batch_size``; the others ignore it."""
+        raise NotImplementedError(f"{type(self).__name__} does not state its sampling law")
+
+    def probabilities(self, batch_size: int | None = None) -> np.ndarray:
+        """The exact sampling law per member, (K, capacity * slots_per_capacity) float64:
+        P(slot) of the transition at a uniformly chosen place of a batch of ``batch_size``.
+
+        With CER (``combined``), P = (1/B) [slot = newest] + ((B-1)/B) P_draw, P_draw the
+        strategy's law for B - 1 draws; ``batch_size`` None gives P_draw alone, the law of
+        one draw (CER left out).
+        """
+        if not self.combined or batch_size is None:
+            return self.sampling_law(batch_size)
+        law = self.sampling_law(batch_size - 1) if batch_size > 1 else 0.0
+        law = law * (batch_size - 1) / batch_size
+        mixed = np.zeros((self.members, self.capacity * self.slots_per_capacity)) + law
+        mixed[:, self.newest_slot()] += 1.0 / batch_size
+        return mixed
+
+    def newest_slot(self) -> int:
+        """The ring slot of the newest transition (every member's: they add in lockstep)."""
+        return (self.pos - 1) % self.capacity
+
+    def ring_ages(self) -> np.ndarray:
+        """Age of the transition in each ring slot (capacity,): 0 for the newest, counted
+        in adds; slots not yet written get ages >= size."""
+        return (self.pos - 1 - np.arange(self.capacity)) % self.capacity
+
+    def window_mask(self) -> np.ndarray:
+        """(K, capacity) bool: the ring slots each member may sample (its window)."""
+        return self.ring_ages()[None, :] < self.window_sizes()[:, None]
+
     def region_heads(self) -> np.ndarray:
         """(K, regions): per member and storage region of ``capacity`` slots, the slot the
         next write goes to (regions beyond the ring belong to a strategy's own strata)."""
@@ -315,7 +308,10 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> Batch:
         """Draw a minibatch of ``batch_size`` transitions for every member."""
-        idx, weights = self.sample_indices(batch_size)
+        if self.combined:
+            idx, weights = self._with_newest(batch_size)
+        else:
+            idx, weights = self.sample_indices(batch_size)
         k = self._member_axis
         w = self._constant(idx.shape, 1.0) if weights is None else self._to_device(weights)
         if self.n_step == 1:
@@ -342,6 +338,17 @@ class ReplayBuffer:
             weights=w,
             discounts=discounts,
         )
+
+    def _with_newest(self, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """CER: B - 1 draws of the strategy, then each member's newest transition, whose
+        importance weight is 1."""
+        newest = np.full((self.members, 1), self.newest_slot(), dtype=np.int64)
+        if batch_size == 1:
+            return newest, None
+        idx, weights = self.sample_indices(batch_size - 1)
+        if weights is not None:
+            weights = np.concatenate([weights, np.ones_like(newest, dtype=weights.dtype)], 1)
+        return np.concatenate([idx, newest], axis=1), weights
 
     _COUNTERS = (
         "episode_return",

@@ -152,6 +152,31 @@ class StratifiedReplay(ReplayBuffer):
             idx[k, n_cur + n_good :] = self._fifo_draws(k, 1, bad, n_bad, rng)
         return idx, None
 
+    def sampling_law(self, batch_size: int | None) -> np.ndarray:
+        """P(slot) of the draw at a uniformly chosen place of a batch of ``batch_size``:
+        n_s / (B |s|) on each slot of stratum s (its :func:`stratum_sizes` share n_s of the
+        B draws, spread uniformly over its |s| slots in the window), over all 3 C slots.
+
+        The shares are whole draws per batch, so the law depends on B: it must be given.
+        """
+        if batch_size is None:
+            raise ValueError("stratified replay's law depends on the batch size; pass it")
+        law = np.zeros((self.members, 3 * self.capacity))
+        current = self.current_sizes().tolist()
+        for k, (good, bad) in enumerate(self.fifo_window_sizes().tolist()):
+            shares = stratum_sizes(batch_size, current[k], good, bad, self.good_ratio)
+            # as sample_indices draws them: an empty current episode stands at slot pos
+            ring = (self.pos - current[k] + np.arange(max(current[k], 1))) % self.capacity
+            good_slots, bad_slots = (
+                (1 + fifo) * self.capacity
+                + recent_slots(int(self.fifo_pos[k, fifo]), self.capacity, size, np.arange(size))
+                for fifo, size in enumerate((good, bad))
+            )
+            for n, slots in zip(shares, (ring, good_slots, bad_slots), strict=True):
+                if n:
+                    law[k, slots] += n / (batch_size * len(slots))
+        return law
+
     def _fifo_draws(
         self, k: int, fifo: int, window: int, n: int, rng: np.random.Generator
     ) -> np.ndarray:

@@ -36,3 +36,8 @@ class UniformReplay(ReplayBuffer):
                     self.pos, self.capacity, window, rng.integers(0, window, batch_size)
                 )
         return idx, None
+
+    def sampling_law(self, batch_size: int | None = None) -> np.ndarray:
+        """P(i) = 1 / |W| on the member's window W, 0 elsewhere (closed form)."""
+        mask = self.window_mask()
+        return mask / self.window_sizes()[:, None].astype(np.float64)
