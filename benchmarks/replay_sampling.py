@@ -1,8 +1,8 @@
 """Cost of each replay strategy: (a) one add plus one sample(64), (b) training throughput.
 
-(a) For every strategy, capacity 1e4, 1e5 and 1e6 (buffer full) and K = 1 and 10
-    members: the mean time of one ``add`` followed by one ``sample(64)``, and its ratio to
-    uniform's at the same capacity and K.
+(a) For every strategy (and uniform with CER, ``replay.combined``), capacity 1e4, 1e5 and
+    1e6 (buffer full) and K = 1 and 10 members: the mean time of one ``add`` followed by
+    one ``sample(64)``, and its ratio to uniform's at the same capacity and K.
 (b) Env steps per second of the trainer on Pendulum-v1 (preset pendulum-2023: hidden 256,
     batch 64, one update per step) with the buffer pre-filled to 1e6 transitions, per
     strategy, and the ratio to uniform measured in the same run. Strategies alternate
@@ -34,6 +34,12 @@ from ddpglab.replay.stratified import StratifiedReplay
 
 OBS_DIM, ACT_DIM, BATCH = 3, 1, 64
 KINDS = list(strategies())
+#: What is measured: a label, the strategy and its buffer options; every registered
+#: strategy, and uniform with the newest transition in each batch (CER).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    **{kind: (kind, {}) for kind in KINDS},
+    "uniform+cer": ("uniform", {"combined": True}),
+}
 
 
 def prefill(buf: ReplayBuffer, seed: int = 0) -> None:
@@ -56,9 +62,10 @@ def prefill(buf: ReplayBuffer, seed: int = 0) -> None:
     assert slots == buf.capacity * buf.slots_per_capacity
 
 
-def time_add_and_sample(kind: str, capacity: int, members: int, ops: int) -> float:
+def time_add_and_sample(variant: str, capacity: int, members: int, ops: int) -> float:
     """Mean seconds of one add plus one sample(64) on a full buffer."""
-    buf = make_buffer(kind, capacity, OBS_DIM, ACT_DIM, members, seed=0)
+    kind, options = VARIANTS[variant]
+    buf = make_buffer(kind, capacity, OBS_DIM, ACT_DIM, members, seed=0, **options)
     prefill(buf)
     rng = np.random.default_rng(1)
     obs = rng.uniform(-1, 1, (ops, members, OBS_DIM)).astype(np.float32)
@@ -80,13 +87,13 @@ def part_a(ops: int) -> list[dict]:
     rows = []
     for members in (1, 10):
         for capacity in (10_000, 100_000, 1_000_000):
-            times = {kind: time_add_and_sample(kind, capacity, members, ops) for kind in KINDS}
-            for kind, seconds in times.items():
+            times = {v: time_add_and_sample(v, capacity, members, ops) for v in VARIANTS}
+            for variant, seconds in times.items():
                 rows.append(
                     {
                         "K": members,
                         "capacity": capacity,
-                        "kind": kind,
+                        "kind": variant,
                         "us": round(seconds * 1e6, 1),
                         "ratio_to_uniform": round(seconds / times["uniform"], 2),
                     }
@@ -95,14 +102,16 @@ def part_a(ops: int) -> list[dict]:
     return rows
 
 
-def training_steps_per_s(kind: str, steps: int, threads: int) -> float:
+def training_steps_per_s(variant: str, steps: int, threads: int) -> float:
     """Env steps/s of the trainer with its buffer pre-filled to 1e6 transitions."""
     from ddpglab.config import load_config
     from ddpglab.training import Trainer
 
+    kind, options = VARIANTS[variant]
     config = load_config(
         "pendulum-2023",
         overrides={
+            **{f"replay.{key}": value for key, value in options.items()},
             "replay.kind": kind,
             "replay.capacity": 1_000_000,
             "train.steps": steps,
@@ -120,15 +129,16 @@ def training_steps_per_s(kind: str, steps: int, threads: int) -> float:
 
 
 def part_b(steps: int, rounds: int, threads: int) -> list[dict]:
-    measured: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    variants = list(VARIANTS)
+    measured: dict[str, list[float]] = {variant: [] for variant in variants}
     for r in range(rounds):
-        order = KINDS if r % 2 == 0 else KINDS[::-1]
+        order = variants if r % 2 == 0 else variants[::-1]
         for kind in order:
             measured[kind].append(training_steps_per_s(kind, steps, threads))
             print(json.dumps({"round": r, "kind": kind, "steps_per_s": measured[kind][-1]}))
     uniform = statistics.median(measured["uniform"])
     rows = []
-    for kind in KINDS:
+    for kind in variants:
         median = statistics.median(measured[kind])
         rows.append(
             {
