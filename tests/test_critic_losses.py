@@ -13,7 +13,7 @@ from cli_support import FAST, assert_refused, run_cli
 from test_agent import ACT_DIM, OBS_DIM, make_batch
 
 from ddpglab.agent import DDPGAgent
-from ddpglab.config import AgentConfig
+from ddpglab.config import AgentConfig, load_config
 from ddpglab.critic_losses import (
     critic_loss_for,
     huber_loss,
@@ -219,3 +219,10 @@ def test_a_tiny_run_trains_with_each_loss(tmp_path, capsys, settings):
     with sqlite3.connect(out / "results.sqlite") as db:
         losses = [r[0] for r in db.execute("SELECT critic_loss FROM episodes")]
     assert len(losses) == 2 and all(np.isfinite(x) and x >= 0 for x in losses)
+
+
+def test_the_lap_preset_pairs_lap_with_the_huber_loss_of_threshold_min_priority():
+    config = load_config("pendulum-lap")
+    assert config.replay.kind == "lap" and config.agent.critic_loss == "huber"
+    assert config.agent.huber_delta == config.replay.lap.min_priority
+    assert load_config("pendulum").agent.critic_loss == "mse"  # the default is unchanged
