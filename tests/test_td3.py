@@ -171,7 +171,10 @@ def test_twin_critic_target_is_the_reward_plus_the_smaller_target_critic():
     stats = agent.update(batch)
     expected = ((y - q1).square().mean() + (y - q2).square().mean()) / 2
     torch.testing.assert_close(stats.critic_loss[0], expected)
-    torch.testing.assert_close(stats.td_error[0], y - q1)
+    # the TD error prioritized replay ranks by: the critic with the larger |delta| (LAP-PAL)
+    larger = torch.where((y - q2).abs() > (y - q1).abs(), y - q2, y - q1)
+    assert (larger != y - q1).any()
+    torch.testing.assert_close(stats.td_error[0], larger)
     torch.testing.assert_close(stats.mean_q[0], q1.mean())
 
 

@@ -17,6 +17,10 @@ import numpy as np
 import torch
 
 from ddpglab.config import AgentConfig
+
+# The critic's losses live in ddpglab.critic_losses; the MSE stays importable as critic_loss.
+from ddpglab.critic_losses import critic_loss_for, priority_td_error
+from ddpglab.critic_losses import mse_loss as critic_loss  # noqa: F401
 from ddpglab.nets import ACTORS, CRITICS
 from ddpglab.replay import Batch
 from ddpglab.seeding import derive_seed, member_rngs, rng_states, set_rng_states
@@ -57,15 +61,6 @@ def smoothed_target_action(
     action, so the critic cannot exploit a narrow peak of its own error.
     """
     return (target_action + noise.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
-
-
-def critic_loss(q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """L_k = 1/B sum_i w_i (y_i - Q(s_i, a_i))^2 per member; w = 1 for uniform replay.
-
-    q may carry a leading critic axis, (critics, K, B): each critic then gets its own loss
-    against the one shared target y.
-    """
-    return (weights * (y - q).square()).mean(dim=-1)
 
 
 def actor_loss(q_of_policy: torch.Tensor) -> torch.Tensor:
@@ -181,7 +176,9 @@ class UpdateStats(NamedTuple):
     critic_loss: torch.Tensor  # (K,) the critic loss, averaged over twin critics
     actor_loss: torch.Tensor  # (K,) the actor loss at the latest actor update (0 before one)
     mean_q: torch.Tensor  # (K,) mean Q(s, a) over the batch, before the update (first critic)
-    td_error: torch.Tensor  # (K, B) delta = y - Q(s, a), before the update (first critic)
+    # (K, B) delta = y - Q(s, a), before the update; with twin critics that of the critic
+    # with the larger |delta| (what LAP and PER rank by)
+    td_error: torch.Tensor
 
 
 class DDPGAgent:
@@ -239,6 +236,7 @@ class DDPGAgent:
         self.act_dim = act_dim
         self._target_noise = np.zeros((self.members, config.batch_size, act_dim), np.float32)
         self.critic_updates = 0
+        self.critic_loss_fn = critic_loss_for(config)  # mse, huber or pal, parameters bound
         self._last_actor_loss = torch.zeros(self.members, device=self.device)
 
     def _states(self, obs: np.ndarray) -> torch.Tensor:
@@ -289,7 +287,7 @@ class DDPGAgent:
             y = td_target(batch.rewards, batch.terminated, next_q, batch.discounts)
 
         q = self._q_values(self.critic, batch.obs, batch.actions)
-        loss_q = critic_loss(q, y, batch.weights)
+        loss_q = self.critic_loss_fn(q, y, batch.weights)
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.sum().backward()
         if cfg.max_grad_norm is not None:
@@ -312,7 +310,10 @@ class DDPGAgent:
 
         q1 = q[0].detach()
         return UpdateStats(
-            loss_q.detach().mean(dim=0), self._last_actor_loss, q1.mean(dim=-1), y - q1
+            loss_q.detach().mean(dim=0),
+            self._last_actor_loss,
+            q1.mean(dim=-1),
+            priority_td_error(q, y),
         )
 
     def state_dict(self) -> dict[str, Any]:

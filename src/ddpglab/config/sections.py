@@ -36,6 +36,17 @@ class EnvConfig(_Section):
     )
 
 
+class PalConfig(_Section):
+    """The prioritized approximation loss, PAL (Fujimoto, Meger & Precup 2020): the loss
+    whose expected gradient under uniform sampling is that of the Huber loss under LAP
+    sampling with the same alpha and min_priority (``replay.lap``)."""
+
+    alpha: float = Field(0.4, ge=0, description="priority exponent of the LAP law PAL mimics")
+    min_priority: float = Field(
+        1.0, gt=0, description="m: the |TD error| below which PAL is m^alpha times the MSE"
+    )
+
+
 class AgentConfig(_Section):
     """DDPG networks, losses and optimisation, with the TD3 options (each off by default)."""
 
@@ -94,6 +105,17 @@ class AgentConfig(_Section):
         description="TD3 delayed updates: the actor and both targets are updated after "
         "every d-th critic update (1: after each)",
     )
+
+    critic_loss: Literal["mse", "huber", "pal"] = Field(
+        "mse",
+        description="mse: mean squared TD error; huber: quadratic below huber_delta, linear "
+        "beyond (meant with replay.kind=lap, huber_delta = its min_priority); pal: "
+        "Fujimoto et al.'s PAL, LAP's expected gradient under uniform sampling (agent.pal)",
+    )
+    huber_delta: float = Field(
+        1.0, gt=0, description="the |TD error| where the Huber loss turns from quadratic to linear"
+    )
+    pal: PalConfig = Field(default_factory=PalConfig, description="the PAL loss's parameters")
 
     @model_validator(mode="after")
     def _hidden_positive(self) -> AgentConfig:

@@ -5,8 +5,9 @@ another way, on several problems: random finite MDPs of a few sizes and a grid w
 (``tabular``), random LQRs and the default ``ddpglab/LQR-v0`` system (``lqr``). A row holds
 the largest absolute error over the problems, that error relative to the size of the
 reference value, and whether the relative error is within the check's tolerance. Only
-exact identities are here; the sampled estimators converge statistically and are tested
-(and plotted) elsewhere.
+exact identities are here, with one exception: the LAP-PAL rows that say how close PAL
+normalised per batch gets (a fixed-seed estimate); the sampled policy gradient estimators
+converge statistically and are tested (and plotted) elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ddpglab.theory import lap_pal as lp
 from ddpglab.theory import lqr as lq
 from ddpglab.theory import tabular as tb
 from ddpglab.theory.estimators import gradient_ascent
@@ -168,6 +170,34 @@ def _riccati_value_is_lyapunov_value() -> Errors:
         yield _diff(lq.value_matrix(p, k_star), p_star)
 
 
+# --- LAP and PAL (Fujimoto, Meger & Precup 2020) -----------------------------------------
+
+#: (alpha, min_priority) of each problem; alpha = 1 and m < 1 included, where PAL's
+#: weighting is strongest.
+LAP_PAL_PROBLEMS = ((0.4, 1.0), (0.6, 2.0), (1.0, 0.5))
+
+
+def _huber_lap_is_pal_uniform() -> Errors:
+    for alpha, m in LAP_PAL_PROBLEMS:
+        td_errors = lp.td_error_buffer(m)
+        yield _diff(
+            lp.pal_uniform_gradient(td_errors, alpha, m),
+            lp.huber_under_lap_gradient(td_errors, alpha, m),
+        )
+
+
+def _batch_normalised_pal(batch_size: int) -> Callable[[], Errors]:
+    def errors() -> Errors:
+        for alpha, m in LAP_PAL_PROBLEMS:
+            td_errors = lp.td_error_buffer(m)
+            yield _diff(
+                lp.batch_pal_expected_gradient(td_errors, alpha, m, batch_size),
+                lp.huber_under_lap_gradient(td_errors, alpha, m),
+            )
+
+    return errors
+
+
 @dataclass(frozen=True)
 class Check:
     metric: str
@@ -203,6 +233,26 @@ CHECKS: tuple[Check, ...] = (
         "closed forms",
         1e-9,
         _riccati_value_is_lyapunov_value,
+    ),
+    Check(
+        "lap-pal: E grad Huber, LAP = E grad PAL, uniform",
+        "autograd",
+        1e-12,
+        _huber_lap_is_pal_uniform,
+    ),
+    # Sampled, not exact: the batch's mean priority biases PAL's expected gradient by
+    # O(1/B); the tolerance is 4% at B = 64 and shrinks as 1/B.
+    Check(
+        "lap-pal: same, PAL normalised per batch, B = 64",
+        "sampled",
+        0.05,
+        _batch_normalised_pal(64),
+    ),
+    Check(
+        "lap-pal: same, PAL normalised per batch, B = 256",
+        "sampled",
+        0.0125,
+        _batch_normalised_pal(256),
     ),
 )
 
