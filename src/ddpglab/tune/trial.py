@@ -63,7 +63,8 @@ class ScoreReporter:
         self.reported = 0  # the latest episode scored
         self.failure: str | None = None
 
-    def add_episodes(self, rows: list[EpisodeRow]) -> None:
+    def add_episodes(self, rows: list[EpisodeRow], replay_stats: object = ()) -> None:
+        """Score the returns; the replay stats (a trial keeps no store) are dropped."""
         for row in rows:  # each row's run id is its member's index (see run_trial)
             self.returns[row.run_id].append(float(row.episode_return))
         episode = min(len(r) for r in self.returns)
