@@ -137,14 +137,21 @@ class EmphasizingRecentReplay(ReplayBuffer):
         At an episode end k = 0, so c_k = N and the law of the next draw alone is uniform:
         reporting it would hide ERE's emphasis on recent data. The mixture over the coming
         episode's updates is what it replays (closed form: :func:`nested_uniform_stats`).
+        Before any episode has ended it is the current law (k / K = 1).
         """
-        stored, lengths = self.window_sizes(), np.maximum(self.last_episode_length, 1)
-        rows = [
-            nested_uniform_stats(recent_counts(n, eta, np.arange(steps), steps, self.c_min))
-            for n, eta, steps in zip(
-                stored.tolist(), self.eta.tolist(), lengths.tolist(), strict=True
-            )
-        ]
+        rows = []
+        for n, eta, steps, k in zip(
+            self.window_sizes().tolist(),
+            self.eta.tolist(),
+            self.last_episode_length.tolist(),
+            self.episode_length.tolist(),
+            strict=True,
+        ):
+            if steps:  # the k-th update of the next episode, k < K = the last one's length
+                counts = recent_counts(n, eta, np.arange(steps), steps, self.c_min)
+            else:  # no episode has ended: the current law, at k / K = 1
+                counts = recent_counts(n, eta, np.array([k]), 0, self.c_min)
+            rows.append(nested_uniform_stats(counts))
         expected, entropy, newest = (np.array(column) for column in zip(*rows, strict=True))
         return self.closed_form_stats(expected, entropy, newest, batch_size)
 
