@@ -136,7 +136,7 @@ def test_ere_stats_are_those_of_its_next_episodes_updates(combined):
     assert stats.entropy[0] == pytest.approx(entropy, rel=1e-9)
 
 
-@pytest.mark.parametrize("kind", ["uniform", "geometric", "ere"])
+@pytest.mark.parametrize("kind", ["uniform", "geometric", "ere", "stratified"])
 @pytest.mark.parametrize("window", [None, 40])
 def test_closed_forms_agree_with_the_stated_law(kind, window):
     """The closed forms (and CER's mixture of them) give what probabilities() gives, while
@@ -165,6 +165,9 @@ def test_stratified_ages_are_env_steps_across_its_fifos_and_survive_a_resume(tmp
         law = buf.probabilities(16)
         truth = t - buf.obs[..., 0].numpy().astype(np.int64)  # every slot, ring and FIFOs
         assert (buf.slot_ages()[law > 0] == truth[law > 0]).all(), t
+        expected, entropy = law_stats(law, truth)  # the closed form from strata and records
+        np.testing.assert_allclose(buf.replay_stats(16).expected_age, expected, rtol=1e-12)
+        np.testing.assert_allclose(buf.replay_stats(16).entropy, entropy, rtol=1e-12)
     save_state(tmp_path / "state.npz", buf.state_dict())  # through a state file, as resumed
     again = make_buffer("stratified", 30, 1, 1, members=3, seed=0)
     again.load_state_dict(load_state(tmp_path / "state.npz"))

@@ -35,11 +35,14 @@ class ReplayStats(NamedTuple):
 def law_stats(law: np.ndarray, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """E_P[age] and H(P) per row of ``law`` (K, slots), ``ages`` (K or 1, slots) in env steps.
 
-    Slots of zero probability add nothing to either sum (0 ln 0 = 0)."""
-    expected = (law * ages).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(law > 0, law * np.log(law), 0.0)
-    return expected, -terms.sum(axis=1)
+    Only the slots the law can draw count (0 ln 0 = 0); a member at a time, so that at
+    1e6 slots x 30 members no temporary of the whole (K, slots) is made."""
+    expected, entropy = np.zeros(len(law)), np.zeros(len(law))
+    for k, row in enumerate(law):
+        expected[k] = row @ ages[k % len(ages)]  # ages are finite everywhere: 0 x age = 0
+        logs = np.log(row, out=np.zeros_like(row), where=row > 0)
+        entropy[k] = -(row @ logs)
+    return expected, entropy
 
 
 def uniform_stats(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

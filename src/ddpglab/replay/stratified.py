@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from ddpglab.replay.diagnostics import ReplayStats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 from ddpglab.replay.uniform import recent_slots
@@ -183,6 +184,41 @@ class StratifiedReplay(ReplayBuffer):
                 region = (1 + fifo) * self.capacity
                 ages[k, region : region + self.capacity] = self.fifo_ages(k, fifo)
         return ages
+
+    def fifo_mean_age(self, k: int, fifo: int, window: int) -> float:
+        """Mean env-step age of the ``window`` newest transitions of member k's FIFO, from
+        its episode records alone: O(episodes), no pass over the slots. An episode whose
+        newest transition has age a and of which m are taken adds m a + m (m - 1) / 2."""
+        records = np.array(list(self.fifo_episodes[k][fifo]), dtype=np.int64).reshape(-1, 2)
+        ends, kept = records[::-1].T  # newest first
+        taken = np.clip(window - (np.cumsum(kept) - kept), 0, kept)
+        total = (taken * (self.adds - ends) + taken * (taken - 1) / 2).sum()
+        return float(total / window)
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """From the strata sizes and shares (uniform inside each stratum): with q_s = n_s / B
+        the share of stratum s, E[age] = sum_s q_s mean_age_s and H = -sum_s q_s ln(q_s / |s|);
+        O(episodes stored) per member. Under CER the strategy draws B - 1."""
+        if batch_size is None:
+            raise ValueError("stratified replay's law depends on the batch size; pass it")
+        draws = batch_size - 1 if self.combined else batch_size
+        current, sizes = self.current_sizes().tolist(), self.fifo_window_sizes().tolist()
+        if draws < 1 or any(good + bad == 0 for good, bad in sizes):
+            return super().replay_stats(batch_size)  # every draw from the current episode
+        expected, entropy, newest = np.zeros((3, self.members))
+        for k, (good, bad) in enumerate(sizes):
+            shares = stratum_sizes(draws, current[k], good, bad, self.good_ratio)
+            strata = (current[k], good, bad)
+            for s, (n, size) in enumerate(zip(shares, strata, strict=True)):
+                if n == 0:
+                    continue
+                q = n / draws
+                mean_age = (size - 1) / 2 if s == 0 else self.fifo_mean_age(k, s - 1, size)
+                expected[k] += q * mean_age
+                entropy[k] -= q * np.log(q / size)
+                if s == 0:
+                    newest[k] = q / size
+        return self.closed_form_stats(expected, entropy, newest, batch_size)
 
     def sampleable_counts(self) -> np.ndarray:
         """The current episode plus each FIFO within the window, per member (K,)."""
