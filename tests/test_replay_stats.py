@@ -136,15 +136,20 @@ def test_ere_stats_are_those_of_its_next_episodes_updates(combined):
     assert stats.entropy[0] == pytest.approx(entropy, rel=1e-9)
 
 
-@pytest.mark.parametrize("kind", ["uniform", "geometric", "ere", "stratified"])
+@pytest.mark.parametrize(
+    "kind", ["uniform", "geometric", "ere", "stratified", "prioritized", "lap", "softmax"]
+)
 @pytest.mark.parametrize("window", [None, 40])
 def test_closed_forms_agree_with_the_stated_law(kind, window):
-    """The closed forms (and CER's mixture of them) give what probabilities() gives, while
-    the ERE law stays at k > 0 inside an episode."""
+    """Every strategy's own replay_stats (closed forms, one pass over leaves or logits, CER
+    mixed in) gives what its stated law and the slot ages give."""
     params = {"c_min": 10} if kind == "ere" else {}
     for combined in (False, True):
         buf = make_buffer(kind, CAPACITY, 1, 1, members=2, seed=0, combined=combined, **params)
         add_transitions(buf, 203)  # member 1 is 5 steps into an episode
+        if buf.needs_priorities:
+            slots = np.tile(np.arange(CAPACITY), (2, 1))
+            buf.update_priorities(slots, np.random.default_rng(3).normal(0, 2, slots.shape))
         if window is not None:
             buf.set_window(window)
         if kind == "ere":
