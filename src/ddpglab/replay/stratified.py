@@ -149,11 +149,11 @@ class StratifiedReplay(ReplayBuffer):
         target = (1 + fifo) * self.capacity + (start + np.arange(length)) % self.capacity
         for array in self.storage_arrays():
             array[k, target] = array[k, source]
+        overwritten = int(self.fifo_size[k, fifo]) + length - self.capacity
         self.fifo_pos[k, fifo] = (start + length) % self.capacity
         self.fifo_size[k, fifo] = min(self.fifo_size[k, fifo] + length, self.capacity)
         episodes = self.fifo_episodes[k][fifo]
         episodes.append([self.adds, length])
-        overwritten = sum(kept for _, kept in episodes) - int(self.fifo_size[k, fifo])
         while overwritten > 0:  # the oldest episodes lose their first transitions
             lost = min(overwritten, episodes[0][1])
             episodes[0][1] -= lost
