@@ -323,11 +323,11 @@ def test_a_failed_store_write_stops_the_run_with_one_line_and_keeps_the_store(
 
     real_add, calls = ResultsStore.add_episodes, []
 
-    def disk_full_on_third_episode(self, rows):
+    def disk_full_on_third_episode(self, rows, *replay_stats):
         calls.append(1)
         if len(calls) == 3:
             raise sqlite3.OperationalError("database or disk is full")
-        real_add(self, rows)
+        real_add(self, rows, *replay_stats)
 
     monkeypatch.setattr(ResultsStore, "add_episodes", disk_full_on_third_episode)
     out = tmp_path / "run"

@@ -91,7 +91,7 @@ def check_store(path: Path, logged: list[int], kills: int) -> int:
         if not tables:  # killed before the schema was committed: an empty store
             held = 0
         else:  # the schema is made in one transaction
-            assert tables == {"runs", "episodes", "evals", "checkpoints", "study"}
+            assert tables == {"runs", "episodes", "evals", "checkpoints", "study", "replay_stats"}
             held = check_calls(conn, kills)
     finally:
         conn.close()

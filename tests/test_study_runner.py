@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -131,6 +132,18 @@ def test_smoke_study_stores_every_variant_seed_and_episode(smoke):
         assert config["train"]["torch_threads"] >= 1
     for returns in returns_by_pair(out).values():
         assert len(returns) == 3
+
+
+def test_the_study_stores_each_members_replay_stats_at_its_episode_ends(smoke):
+    """Sent by the workers through the driver, in the episodes' transaction."""
+    out, _, _ = smoke
+    with contextlib.closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        episodes = conn.execute("SELECT run_id, env_steps FROM episodes ORDER BY 1, 2").fetchall()
+        stats = conn.execute("SELECT * FROM replay_stats ORDER BY run_id, env_steps").fetchall()
+    assert [(run_id, steps) for run_id, steps, *_ in stats] == episodes
+    for _, _, stored, volume, expected_age, entropy in stats:
+        assert stored >= 1 and volume >= 1
+        assert expected_age >= 0 and 0 < entropy <= math.log(stored) + 1e-9
 
 
 def test_checkpoints_lie_under_the_variant_and_are_stored_relative_to_the_study(smoke):

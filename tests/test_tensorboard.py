@@ -67,6 +67,13 @@ def test_train_writes_one_event_folder_per_member_matching_the_store(tmp_path, c
     assert sorted(p.name for p in (out / "tensorboard").iterdir()) == ["seed0", "seed1"]
     for seed in (0, 1):
         assert_mirrors_store(out / "tensorboard" / f"seed{seed}", episodes[("", seed)])
+    with ResultsStore(out / "results.sqlite") as store:
+        replay = store.replay_stats_frame()
+    for seed, rows in replay.groupby("seed"):
+        logged = scalars(out / "tensorboard" / f"seed{seed}")
+        steps = rows["env_steps"].tolist()
+        for column in ("expected_age", "entropy", "stored"):
+            assert_logged(logged[f"replay/{column}"], steps, rows[column].tolist())
 
 
 def test_study_writes_variant_and_seed_folders_and_marks_thresholds(tmp_path, capsys):

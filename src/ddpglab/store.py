@@ -16,7 +16,8 @@ consistency. The schema is created in one transaction too.
 
 Migration: stores written before ``runs.git_commit`` or the episodes' ``terminated``,
 ``q_start`` and ``discounted_return`` existed gain those (nullable) columns when opened by
-:class:`ResultsStore`; their old rows keep NULL there.
+:class:`ResultsStore`; their old rows keep NULL there. Stores older than ``replay_stats``
+gain the (empty) table.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ddpglab.provenance import git_commit, library_versions
+from ddpglab.store_probe import is_empty_store, is_results_store, read_study, study_row
+
+__all__ = [
+    "EpisodeRow",
+    "ReplayStatsRow",
+    "ResultsStore",
+    "is_empty_store",
+    "is_results_store",
+    "read_study",
+]
 
 SCHEMA = """
 BEGIN;
@@ -84,74 +95,20 @@ CREATE TABLE IF NOT EXISTS study (  -- a study's store: the spec it runs, one ro
     spec_hash   TEXT NOT NULL,
     created_at  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replay_stats (  -- each member's sampling law at its episode ends
+    run_id       INTEGER NOT NULL REFERENCES runs(run_id),
+    env_steps    INTEGER NOT NULL,
+    stored       INTEGER NOT NULL,  -- transitions it can be sampled from (its window)
+    volume       INTEGER NOT NULL,  -- transitions replayed per env step
+    expected_age REAL NOT NULL,  -- E[age] of a replayed transition, env steps, 0 the newest
+    entropy      REAL NOT NULL,  -- H(P) of the sampling law, nats
+    PRIMARY KEY (run_id, env_steps)
+);
 COMMIT;
 """
 
+
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another connection's lock
-
-
-def _connect_existing(path: str | Path) -> sqlite3.Connection | None:
-    """A connection to an existing database file, None if there is none (never creates
-    one). Read-write, since a read-only reader of a WAL store leaves its -wal and -shm
-    files behind; the callers below only read."""
-    try:
-        return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
-    except sqlite3.OperationalError:
-        return None
-
-
-def read_study(path: str | Path) -> dict[str, Any] | None:
-    """The study recorded in an existing store file (see :meth:`ResultsStore.study`), without
-    changing the file; None if it holds no study (a ``ddpglab train`` store, say)."""
-    conn = _connect_existing(path)
-    if conn is None:
-        return None
-    try:
-        return _study_row(conn)
-    except sqlite3.DatabaseError:  # no study table, or not a store at all
-        return None
-    finally:
-        conn.close()
-
-
-def is_results_store(path: str | Path) -> bool:
-    """Whether an existing file is a ddpglab store (it has ``runs`` and ``episodes``
-    tables), looked at without changing it: opening a :class:`ResultsStore` would add our
-    tables to someone else's database."""
-    conn = _connect_existing(path)
-    if conn is None:
-        return False
-    try:
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError:  # not a database at all
-        return False
-    finally:
-        conn.close()
-    return {"runs", "episodes"} <= tables
-
-
-def is_empty_store(path: str | Path) -> bool:
-    """Whether an existing file is a store that records nothing: no tables at all, or a
-    ``runs`` table without rows (what a process killed while creating it leaves). False for
-    any other file, an SQLite database of someone else's or not a database at all. Never
-    creates the file."""
-    conn = _connect_existing(path)
-    if conn is None:
-        return False
-    try:
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-        if not tables:
-            return True
-        return "runs" in tables and conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
-    except sqlite3.DatabaseError:
-        return False
-    finally:
-        conn.close()
-
-
-def _study_row(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    row = conn.execute("SELECT name, spec_json, spec_hash FROM study").fetchone()
-    return None if row is None else dict(zip(("name", "spec_json", "spec_hash"), row, strict=True))
 
 
 class EpisodeRow(NamedTuple):
@@ -169,6 +126,18 @@ class EpisodeRow(NamedTuple):
     terminated: int | None  # 1: ended by the env (e.g. a fall); 0: by the time limit
     q_start: float | None  # the critic's Q(s_0, mu(s_0)) when the episode began
     discounted_return: float | None  # sum_t gamma^t r_t (+ gamma^T Q(s_T) at a time limit)
+
+
+class ReplayStatsRow(NamedTuple):
+    """A member's sampling law at one of its episode ends, a row of ``replay_stats`` (see
+    :mod:`ddpglab.replay.diagnostics`)."""
+
+    run_id: int
+    env_steps: int  # the member's env steps so far, as in its EpisodeRow
+    stored: int  # transitions it can be sampled from (its window, if set)
+    volume: int  # transitions replayed per env step: batch size x updates per step
+    expected_age: float  # E[age] of a replayed transition in env steps, 0 the newest
+    entropy: float  # H(P) of the sampling law in nats
 
 
 #: The ``episodes`` columns, in :class:`EpisodeRow`'s order.
@@ -203,11 +172,21 @@ class ResultsStore:
                 )
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
+            self._create_tables()
             self._migrate()
         except BaseException:
             self.conn.close()
             raise
+
+    def _create_tables(self) -> None:
+        """The schema, in one transaction; tables added since (replay_stats) join an older
+        store here. A read-only older store is read as it is."""
+        try:
+            self.conn.executescript(SCHEMA)
+        except sqlite3.OperationalError as err:
+            if "readonly" not in str(err):
+                raise
+            self.conn.rollback()
 
     def _migrate(self) -> None:
         """Add the columns of :data:`ADDED_COLUMNS` a store written before them lacks."""
@@ -276,12 +255,12 @@ class ResultsStore:
         """Remove runs and everything recorded for them, in one transaction."""
         ids = [(run_id,) for run_id in run_ids]
         with self.conn:
-            for table in ("episodes", "evals", "checkpoints", "runs"):
+            for table in ("episodes", "evals", "checkpoints", "replay_stats", "runs"):
                 self.conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", ids)
 
     def study(self) -> dict[str, Any] | None:
         """The study this store belongs to (name, spec_json, spec_hash), if any."""
-        return _study_row(self.conn)
+        return study_row(self.conn)
 
     def set_study(self, name: str, spec_json: str, spec_hash: str) -> None:
         """Record the study this store belongs to."""
@@ -298,7 +277,7 @@ class ResultsStore:
             self.conn.execute(
                 "DELETE FROM episodes WHERE run_id = ? AND episode > ?", (run_id, episodes)
             )
-            for table in ("evals", "checkpoints"):
+            for table in ("evals", "checkpoints", "replay_stats"):
                 self.conn.execute(
                     f"DELETE FROM {table} WHERE run_id = ? AND env_steps > ?", (run_id, env_steps)
                 )
@@ -315,12 +294,18 @@ class ResultsStore:
                 (status, error, time.time(), run_id),
             )
 
-    def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:
-        """Insert the episodes, all in one transaction: after a crash, all of them or none."""
+    def add_episodes(
+        self, rows: Iterable[EpisodeRow], replay_stats: Iterable[ReplayStatsRow] = ()
+    ) -> None:
+        """Insert the episodes and their members' replay stats, all in one transaction:
+        after a crash, all of them or none."""
         marks = ", ".join("?" * len(EPISODE_COLUMNS))
         with self.conn:
             self.conn.executemany(
                 f"INSERT INTO episodes ({', '.join(EPISODE_COLUMNS)}) VALUES ({marks})", rows
+            )
+            self.conn.executemany(
+                "INSERT INTO replay_stats VALUES (?, ?, ?, ?, ?, ?)", replay_stats
             )
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
@@ -365,6 +350,17 @@ class ResultsStore:
             (run_id,),
         )
         return [{"episode": e, "env_steps": s, "path": p} for e, s, p in cur.fetchall()]
+
+    def replay_stats_frame(self):
+        """Every replay_stats row with its run's seed and variant, as a pandas DataFrame, in
+        run and env-step order (empty for a store written before the table existed)."""
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT r.variant, r.seed, s.* FROM replay_stats s JOIN runs r USING (run_id)"
+            " ORDER BY s.run_id, s.env_steps",
+            self.conn,
+        )
 
     def episodes_frame(self):
         """All episodes joined with their run's seed and variant, as a pandas DataFrame."""

@@ -2,7 +2,8 @@
 
 The results store stays the record; TensorBoard only mirrors it. :class:`TensorBoardStore`
 wraps a :class:`~ddpglab.store.ResultsStore`, passes every call through, and writes each
-episode and evaluation that lands as scalars of its member, one event folder per member
+episode, replay-stats row (``replay/expected_age``, ``replay/entropy``, ``replay/stored``)
+and evaluation that lands as scalars of its member, one event folder per member
 (``seed<s>`` for a run, ``<variant>/seed<s>`` in a study), with the member's env steps as
 the x axis so that variants with different episode lengths line up. Open it with
 ``tensorboard --logdir OUT/tensorboard``.
@@ -11,11 +12,12 @@ the x axis so that variants with different episode lengths line up. Open it with
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ddpglab.config import ConfigError
-from ddpglab.store import EpisodeRow, ResultsStore
+from ddpglab.store import EpisodeRow, ReplayStatsRow, ResultsStore
 
 LOG_DIR = "tensorboard"
 
@@ -26,6 +28,13 @@ EPISODE_SCALARS = {
     "critic_loss": "learning/critic_loss",
     "mean_q": "learning/q_mean",
     "threshold": "replay/threshold",
+}
+
+# ReplayStatsRow fields -> TensorBoard tag.
+REPLAY_SCALARS = {
+    "expected_age": "replay/expected_age",
+    "entropy": "replay/entropy",
+    "stored": "replay/stored",
 }
 
 
@@ -87,12 +96,17 @@ class TensorBoardStore:
         self._store.rewind_run(run_id, episodes, env_steps)
         self._resumed_after[run_id] = env_steps
 
-    def add_episodes(self, rows: list[EpisodeRow]) -> None:
-        """Store the episode rows, then write their non-empty fields as scalars."""
-        self._store.add_episodes(rows)
-        for row in rows:
+    def add_episodes(
+        self, rows: list[EpisodeRow], replay_stats: Sequence[ReplayStatsRow] = ()
+    ) -> None:
+        """Store the episode and replay-stats rows, then write their non-empty fields as
+        scalars."""
+        self._store.add_episodes(rows, replay_stats)
+        pairs = [(row, EPISODE_SCALARS) for row in rows]
+        pairs += [(row, REPLAY_SCALARS) for row in replay_stats]
+        for row, scalars in pairs:
             writer = self._writer(row.run_id)
-            for field, tag in EPISODE_SCALARS.items():
+            for field, tag in scalars.items():
                 value = getattr(row, field)
                 if value is not None:
                     writer.add_scalar(tag, value, row.env_steps)

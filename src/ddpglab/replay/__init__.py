@@ -8,6 +8,7 @@ package, or an entry point in the group ``ddpglab.replay``, that defines a
 from __future__ import annotations
 
 from ddpglab.replay.build import build_buffer, make_buffer
+from ddpglab.replay.diagnostics import ReplayStats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.registry import strategies
 from ddpglab.replay.storage import Batch, ReplayBuffer
@@ -15,6 +16,7 @@ from ddpglab.replay.storage import Batch, ReplayBuffer
 __all__ = [
     "Batch",
     "ReplayBuffer",
+    "ReplayStats",
     "StrategyParams",
     "build_buffer",
     "make_buffer",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from ddpglab.replay.diagnostics import ReplayStats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 from ddpglab.replay.uniform import recent_slots
@@ -40,6 +41,21 @@ def recent_counts(
     ratio = np.where(previous > 0, np.minimum(k / np.maximum(previous, 1), 1.0), 1.0)
     emphasised = np.floor(stored * eta ** (REFERENCE_LENGTH * ratio)).astype(np.int64)
     return np.minimum(stored, np.maximum(emphasised, c_min))
+
+
+def nested_uniform_stats(counts: np.ndarray) -> tuple[float, float, float]:
+    """E[age], H and P(newest) of the mixture (1/K) sum_k U(c_k), U(c) uniform over the c
+    newest transitions, for the K counts c_k given (closed form, O(K log K)):
+
+    P(a) = (1/K) sum_{k: c_k > a} 1 / c_k is constant between consecutive distinct counts,
+    so H = -sum_j (c_j - c_{j-1}) P_j ln P_j over the distinct c_1 < c_2 < ..., and
+    E[age] = (1/K) sum_k (c_k - 1) / 2.
+    """
+    distinct, times = np.unique(counts, return_counts=True)
+    level = np.cumsum((times / (counts.size * distinct))[::-1])[::-1]  # P(a) on each stretch
+    widths = np.diff(distinct, prepend=0)
+    entropy = float(-(widths * level * np.log(level)).sum())
+    return float(np.mean((counts - 1) / 2)), entropy, float(level[0])
 
 
 class EmphasizingRecentReplay(ReplayBuffer):
@@ -113,6 +129,31 @@ class EmphasizingRecentReplay(ReplayBuffer):
         """1 / c_k on each member's c_k newest transitions, at the current k (closed form)."""
         counts = self.recent_counts()
         return (self.ring_ages()[None, :] < counts[:, None]) / counts[:, None].astype(np.float64)
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """The law of a transition replayed over the member's next episode, if it lasts as
+        long as the last one (K steps): (1/K) sum_{k<K} U(c_k) at the current N and eta.
+
+        At an episode end k = 0, so c_k = N and the law of the next draw alone is uniform:
+        reporting it would hide ERE's emphasis on recent data. The mixture over the coming
+        episode's updates is what it replays (closed form: :func:`nested_uniform_stats`).
+        Before any episode has ended it is the current law (k / K = 1).
+        """
+        rows = []
+        for n, eta, steps, k in zip(
+            self.window_sizes().tolist(),
+            self.eta.tolist(),
+            self.last_episode_length.tolist(),
+            self.episode_length.tolist(),
+            strict=True,
+        ):
+            if steps:  # the k-th update of the next episode, k < K = the last one's length
+                counts = recent_counts(n, eta, np.arange(steps), steps, self.c_min)
+            else:  # no episode has ended: the current law, at k / K = 1
+                counts = recent_counts(n, eta, np.array([k]), 0, self.c_min)
+            rows.append(nested_uniform_stats(counts))
+        expected, entropy, newest = (np.array(column) for column in zip(*rows, strict=True))
+        return self.closed_form_stats(expected, entropy, newest, batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
+from ddpglab.replay.diagnostics import ReplayStats, geometric_stats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 
@@ -108,3 +109,8 @@ class GeometricReplay(ReplayBuffer):
             inside = ages < n
             law[k, inside] = truncated_geometric_law(self.p, n)[ages[inside]]
         return law
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """Closed form of the geometric law truncated at |W| (see
+        :func:`~ddpglab.replay.diagnostics.geometric_stats`), O(1) per member."""
+        return self.closed_form_stats(*geometric_stats(self.p, self.window_sizes()), batch_size)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from ddpglab.replay.diagnostics import ReplayStats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.reward_bins import BIN_WIDTH_IN_BETA, RewardBins
 from ddpglab.replay.storage import ReplayBuffer
@@ -169,6 +170,24 @@ class SoftmaxReplay(ReplayBuffer):
             weights = np.exp(logits - logits.max())
             probs[k, slots] = weights / weights.sum()
         return probs
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """From each member's logits l_i = |r_i - mu_R| / beta over its active transitions:
+        ln P_i = l_i - L with L = log sum_j exp(l_j), so H = L - sum_i P_i l_i and E[age] =
+        sum_i P_i age_i; exact as :meth:`sampling_law`, one pass and no logarithm per slot."""
+        expected, entropy, newest = np.zeros((3, self.members))
+        for k in range(self.members):
+            rewards = self.rewards[k, self.active_slots(k)].astype(np.float64)
+            logits = np.abs(rewards - rewards.mean()) / self.beta
+            top = logits.max()
+            weights = np.exp(logits - top)
+            total = weights.sum()
+            probs = weights / total
+            ages = np.arange(rewards.size - 1, -1, -1, dtype=np.float64)  # oldest first
+            expected[k] = probs @ ages
+            entropy[k] = np.log(total) + top - probs @ logits
+            newest[k] = probs[-1]
+        return self.closed_form_stats(expected, entropy, newest, batch_size)
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
         if not self.active.all():

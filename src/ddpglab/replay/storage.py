@@ -23,7 +23,7 @@ experienced is learned from at once whatever the strategy and the buffer's size.
 
 Each strategy states its sampling law (:meth:`ReplayBuffer.probabilities`): the exact
 probability of every storage slot, which the tests hold its draws to and from which
-diagnostics (expected age, entropy) are computed.
+diagnostics (expected age, entropy) are computed (:mod:`ddpglab.replay.diagnostics`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ddpglab.replay.arrays import host_view, zeros
+from ddpglab.replay.diagnostics import ReplayDiagnostics
 from ddpglab.replay.nstep import n_step_returns
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.window import WindowSchedule
@@ -63,7 +64,7 @@ def _member_seeds(seed: int | Sequence[int], members: int) -> list[int]:
     return seeds
 
 
-class ReplayBuffer:
+class ReplayBuffer(ReplayDiagnostics):
     """Ring storage of transitions for K members plus episode bookkeeping.
 
     Args:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from ddpglab.replay.diagnostics import ReplayStats
 from ddpglab.replay.params import StrategyParams
 from ddpglab.replay.storage import ReplayBuffer
 from ddpglab.replay.uniform import recent_slots
@@ -60,6 +61,12 @@ class StratifiedReplay(ReplayBuffer):
     current episode is recent by definition), and the strata sizes in
     :func:`stratum_sizes` are the sizes within the window.
 
+    A FIFO's order is not time's (good and bad episodes interleave), so for the ages in
+    :meth:`slot_ages` each FIFO keeps, per episode it still holds, the add that ended it
+    and how many of its transitions remain: O(episodes stored) memory, where a write step
+    per slot would cost 8 bytes x 2 C per member. No O(1) record exists: the interleaving
+    of good and bad episodes is information of that size.
+
     Args:
         threshold_std: lambda, in standard deviations (+0.5 or -0.5 in the study).
         good_ratio: share of the non-current draws taken from the good FIFO.
@@ -100,6 +107,10 @@ class StratifiedReplay(ReplayBuffer):
         self.fifo_size = np.zeros((members, 2), dtype=np.int64)
         self.last_episode_threshold = np.full(members, np.nan)
         self.last_episode_good = np.zeros(members, dtype=bool)
+        self.adds = 0  # transitions added per member: the env step of the newest is `adds`
+        # Per member and FIFO (good, bad), oldest first: [add that ended the episode,
+        # its transitions still in the FIFO] for each episode the FIFO holds.
+        self.fifo_episodes = [(deque(), deque()) for _ in range(members)]
 
     def __len__(self) -> int:
         """Transitions the poorest member may sample over all three strata."""
@@ -115,6 +126,10 @@ class StratifiedReplay(ReplayBuffer):
     def current_sizes(self) -> np.ndarray:
         """Transitions of each member's current episode still in the ring, shape (K,)."""
         return np.minimum(self.episode_length, self.capacity)
+
+    def add(self, obs, act, rew, next_obs, terminated, truncated) -> None:
+        self.adds += 1  # before end_episodes runs inside the add
+        super().add(obs, act, rew, next_obs, terminated, truncated)
 
     def end_episodes(self, members: np.ndarray, returns: np.ndarray) -> None:
         """Classify each ended episode by the dynamic threshold and move it to its FIFO."""
@@ -134,8 +149,80 @@ class StratifiedReplay(ReplayBuffer):
         target = (1 + fifo) * self.capacity + (start + np.arange(length)) % self.capacity
         for array in self.storage_arrays():
             array[k, target] = array[k, source]
+        overwritten = int(self.fifo_size[k, fifo]) + length - self.capacity
         self.fifo_pos[k, fifo] = (start + length) % self.capacity
         self.fifo_size[k, fifo] = min(self.fifo_size[k, fifo] + length, self.capacity)
+        episodes = self.fifo_episodes[k][fifo]
+        episodes.append([self.adds, length])
+        while overwritten > 0:  # the oldest episodes lose their first transitions
+            lost = min(overwritten, episodes[0][1])
+            episodes[0][1] -= lost
+            overwritten -= lost
+            if episodes[0][1] == 0:
+                episodes.popleft()
+
+    def fifo_ages(self, k: int, fifo: int) -> np.ndarray:
+        """Env-step ages of member k's FIFO slots, in slot order from the region's start."""
+        episodes = self.fifo_episodes[k][fifo]
+        ages = np.zeros(self.capacity, dtype=np.int64)
+        if not episodes:
+            return ages
+        ends, kept = np.array(episodes, dtype=np.int64).T
+        total = int(kept.sum())
+        oldest_age = np.repeat(self.adds - ends + kept - 1, kept)  # each episode's first kept
+        within = np.arange(total) - np.repeat(np.cumsum(kept) - kept, kept)
+        first = int(self.fifo_pos[k, fifo]) - total  # the oldest kept transition's slot
+        ages[(first + np.arange(total)) % self.capacity] = oldest_age - within
+        return ages
+
+    def slot_ages(self) -> np.ndarray:
+        """Env-step ages of all 3 C slots per member: the ring's, then each FIFO's."""
+        ages = np.empty((self.members, 3 * self.capacity), dtype=np.int64)
+        ages[:, : self.capacity] = self.ring_ages()
+        for k in range(self.members):
+            for fifo in (0, 1):
+                region = (1 + fifo) * self.capacity
+                ages[k, region : region + self.capacity] = self.fifo_ages(k, fifo)
+        return ages
+
+    def fifo_mean_age(self, k: int, fifo: int, window: int) -> float:
+        """Mean env-step age of the ``window`` newest transitions of member k's FIFO, from
+        its episode records alone: O(episodes), no pass over the slots. An episode whose
+        newest transition has age a and of which m are taken adds m a + m (m - 1) / 2."""
+        records = np.array(list(self.fifo_episodes[k][fifo]), dtype=np.int64).reshape(-1, 2)
+        ends, kept = records[::-1].T  # newest first
+        taken = np.clip(window - (np.cumsum(kept) - kept), 0, kept)
+        total = (taken * (self.adds - ends) + taken * (taken - 1) / 2).sum()
+        return float(total / window)
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """From the strata sizes and shares (uniform inside each stratum): with q_s = n_s / B
+        the share of stratum s, E[age] = sum_s q_s mean_age_s and H = -sum_s q_s ln(q_s / |s|);
+        O(episodes stored) per member. Under CER the strategy draws B - 1."""
+        if batch_size is None:
+            raise ValueError("stratified replay's law depends on the batch size; pass it")
+        draws = batch_size - 1 if self.combined else batch_size
+        current, sizes = self.current_sizes().tolist(), self.fifo_window_sizes().tolist()
+        if draws < 1 or any(good + bad == 0 for good, bad in sizes):
+            return super().replay_stats(batch_size)  # every draw from the current episode
+        expected, entropy, newest = np.zeros((3, self.members))
+        for k, (good, bad) in enumerate(sizes):
+            shares = stratum_sizes(draws, current[k], good, bad, self.good_ratio)
+            strata = (current[k], good, bad)
+            for s, (n, size) in enumerate(zip(shares, strata, strict=True)):
+                if n == 0:
+                    continue
+                q = n / draws
+                mean_age = (size - 1) / 2 if s == 0 else self.fifo_mean_age(k, s - 1, size)
+                expected[k] += q * mean_age
+                entropy[k] -= q * np.log(q / size)
+                if s == 0:
+                    newest[k] = q / size
+        return self.closed_form_stats(expected, entropy, newest, batch_size)
+
+    def sampleable_counts(self) -> np.ndarray:
+        """The current episode plus each FIFO within the window, per member (K,)."""
+        return self.current_sizes() + self.fifo_window_sizes().sum(axis=1)
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
         idx = np.empty((self.members, batch_size), dtype=np.int64)
@@ -201,6 +288,11 @@ class StratifiedReplay(ReplayBuffer):
             fifo_size=self.fifo_size,
             last_episode_threshold=self.last_episode_threshold,
             last_episode_good=self.last_episode_good,
+            adds=self.adds,
+            fifo_episodes=[
+                [np.array(list(e), dtype=np.int64).reshape(-1, 2) for e in fifos]
+                for fifos in self.fifo_episodes
+            ],
         )
         return state
 
@@ -211,3 +303,12 @@ class StratifiedReplay(ReplayBuffer):
             window.extend(saved)
         for name in ("fifo_pos", "fifo_size", "last_episode_threshold", "last_episode_good"):
             getattr(self, name)[...] = state[name]
+        self.adds = int(state.get("adds", self.size))
+        saved = state.get("fifo_episodes")
+        for k, fifos in enumerate(self.fifo_episodes):
+            for fifo, episodes in enumerate(fifos):
+                episodes.clear()
+                if saved is not None:
+                    episodes.extend([int(end), int(kept)] for end, kept in saved[k][fifo])
+                elif self.fifo_size[k, fifo]:  # a state saved before ages were kept
+                    episodes.append([self.adds, int(self.fifo_size[k, fifo])])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ddpglab.replay.diagnostics import ReplayStats, uniform_stats
 from ddpglab.replay.storage import ReplayBuffer
 
 
@@ -41,3 +42,7 @@ class UniformReplay(ReplayBuffer):
         """P(i) = 1 / |W| on the member's window W, 0 elsewhere (closed form)."""
         mask = self.window_mask()
         return mask / self.window_sizes()[:, None].astype(np.float64)
+
+    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+        """Closed form over the window W: E[age] = (|W| - 1) / 2, H = ln |W| (O(1))."""
+        return self.closed_form_stats(*uniform_stats(self.window_sizes()), batch_size)

@@ -39,6 +39,18 @@ class RunData:
     terminated: np.ndarray | None = None  # 1.0: the env ended it; NaN: not recorded
     q_start: np.ndarray | None = None  # Q(s_0, mu(s_0)); NaN: not recorded
     discounted_return: np.ndarray | None = None  # NaN: not recorded
+    replay: ReplayTrace | None = None  # None: the store holds no replay_stats rows for it
+
+
+@dataclass
+class ReplayTrace:
+    """A run's ``replay_stats`` rows in env-step order: its sampling law at episode ends."""
+
+    env_steps: np.ndarray
+    stored: np.ndarray
+    volume: np.ndarray
+    expected_age: np.ndarray  # E[age] of a replayed transition, env steps
+    entropy: np.ndarray  # H(P) of the sampling law, nats
 
 
 @dataclass
@@ -85,6 +97,7 @@ def load_study_runs(study_dir: Path, include_unfinished: bool = False) -> StudyR
     with open_store(study_dir) as store:
         runs = store.runs()
         frame = store.episodes_frame()
+        replay = replay_traces(store)
     counts: dict[str, int] = {}
     for row in runs:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -115,6 +128,23 @@ def load_study_runs(study_dir: Path, include_unfinished: bool = False) -> StudyR
                     name: rows[name].to_numpy(dtype=float, na_value=np.nan)
                     for name in ("terminated", "q_start", "discounted_return")
                 },
+                replay=replay.get(int(row["run_id"])),
             )
         )
     return StudyRuns(kept, counts, include_unfinished)
+
+
+def replay_traces(store: ResultsStore) -> dict[int, ReplayTrace]:
+    """Each run's replay_stats rows by run_id; none from a store written before the table
+    (which a read-only store keeps lacking)."""
+    import pandas as pd
+
+    try:
+        frame = store.replay_stats_frame()
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError):
+        return {}
+    columns = ("env_steps", "stored", "volume", "expected_age", "entropy")
+    return {
+        int(run_id): ReplayTrace(**{name: rows[name].to_numpy(dtype=float) for name in columns})
+        for run_id, rows in frame.groupby("run_id", sort=False)
+    }

@@ -1,5 +1,7 @@
 """The figures of ``ddpglab report``: learning curves, final scores, stratified thresholds,
-and per-episode diagnostics (length, termination, the critic's estimate against returns)."""
+per-episode diagnostics (length, termination, the critic's estimate against returns), and
+the replay diagnostics (each variant's sampling law over training, and final score against
+its recency and entropy)."""
 
 from __future__ import annotations
 
@@ -245,6 +247,101 @@ def plot_diagnostics(study: StudyRuns, path: Path, window: int) -> bool:
         return False
     fig.suptitle(f"rolling means over {window} episodes, averaged over seeds", fontsize=10)
     _legend_below(fig, list(handles.values()), list(handles))
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+    return True
+
+
+def _replay_groups(study: StudyRuns) -> list[tuple[str, str, list]]:
+    """(env, variant, runs with replay_stats rows) for every variant that has such runs."""
+    groups = []
+    for env_id in study.envs:
+        for variant in study.variants(env_id):
+            runs = [r for r in study.group(env_id, variant) if r.replay is not None]
+            runs = [r for r in runs if r.replay.env_steps.size]
+            if runs:
+                groups.append((env_id, variant, runs))
+    return groups
+
+
+def plot_replay_stats(study: StudyRuns, path: Path, n_boot: int) -> bool:
+    """Per env and variant, the expected age of a replayed transition and the entropy of
+    the sampling law at each episode end against env steps: the mean over seeds (read on a
+    common grid of env steps where every seed has rows) with a 95% bootstrap band over
+    seeds. Returns False (and writes nothing) when the store holds no replay_stats rows."""
+    groups = _replay_groups(study)
+    if not groups:
+        return False
+    envs = list(dict.fromkeys(env_id for env_id, _, _ in groups))
+    fig, axes = plt.subplots(len(envs), 2, figsize=(12, 3.4 * len(envs)), squeeze=False)
+    variants = list(dict.fromkeys(variant for _, variant, _ in groups))
+    colors = dict(zip(variants, _colors(len(variants)), strict=True))
+    handles: dict[str, object] = {}
+    for env_id, variant, runs in groups:
+        row = axes[envs.index(env_id)]
+        first = max(r.replay.env_steps[0] for r in runs)
+        last = min(r.replay.env_steps[-1] for r in runs)
+        grid = np.linspace(first, last, 200) if first < last else np.array([first])
+        for ax, name in zip(row, ("expected_age", "entropy"), strict=True):
+            curves = np.stack(
+                [np.interp(grid, r.replay.env_steps, getattr(r.replay, name)) for r in runs]
+            )
+            mean, lo, hi = stats.mean_band(curves, n_boot, rng_for(env_id, variant, name))
+            (line,) = ax.plot(
+                grid, mean, color=colors[variant], marker="o" if grid.size == 1 else None
+            )
+            ax.fill_between(grid, lo, hi, color=colors[variant], alpha=0.2, lw=0)
+        handles[f"{variant} (n={len(runs)})"] = line
+    for row, env_id in zip(axes, envs, strict=True):
+        row[0].set_ylabel(f"{env_id}\nE[age] of a replayed\ntransition (env steps)")
+        row[1].set_ylabel("entropy of the sampling\nlaw H(P) (nats)")
+        for ax in row:
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+    fig.suptitle("the sampling law at each episode end: mean over seeds, 95% CI", fontsize=10)
+    _legend_below(fig, list(handles.values()), list(handles))
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+    return True
+
+
+def plot_recency_entropy(
+    study: StudyRuns, rows: list[Row], path: Path, last: int, n_boot: int
+) -> bool:
+    """Final score against mean expected age and against mean entropy (the recency and
+    entropy view of Korniak et al. 2026): one point per variant, the mean over seeds of
+    each run's score (the table's, with its 95% CI) against the mean over seeds of each
+    run's time-average over its episode ends (95% bootstrap CI over seeds). Returns False
+    (and writes nothing) when the store holds no replay_stats rows."""
+    groups = _replay_groups(study)
+    if not groups:
+        return False
+    envs = list(dict.fromkeys(env_id for env_id, _, _ in groups))
+    fig, axes = plt.subplots(len(envs), 2, figsize=(12, 4 * len(envs)), squeeze=False)
+    colors = _colors(len(groups))
+    by_variant = {(r.env_id, r.variant): r for r in rows}
+    for (env_id, variant, runs), color in zip(groups, colors, strict=True):
+        row, table_row = axes[envs.index(env_id)], by_variant[env_id, variant]
+        score, score_lo, score_hi = np.nan_to_num(table_row.mean, nan=table_row.mean[0])
+        for ax, name in zip(row, ("expected_age", "entropy"), strict=True):
+            values = np.array([getattr(r.replay, name).mean() for r in runs])
+            x, lo, hi = stats.bootstrap_ci(
+                [values], stats.aggregate_mean, n_boot, rng_for(env_id, variant, "mean " + name)
+            )
+            ax.errorbar(
+                x, score, xerr=[[x - lo], [hi - x]], yerr=[[score - score_lo], [score_hi - score]],
+                fmt="o", color=color, ms=5, capsize=3,
+            )  # fmt: skip
+            ax.annotate(variant, (x, score), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    for row, env_id in zip(axes, envs, strict=True):
+        row[0].set_ylabel(f"{env_id}\nmean return over the last {last} episodes")
+        row[0].set_xlabel("mean E[age] of a replayed transition (env steps, log scale)")
+        row[0].set_xscale("log")
+        row[1].set_xlabel("mean entropy of the sampling law H(P) (nats)")
+        for ax in row:
+            ax.grid(alpha=0.3)
+    fig.suptitle("final score against recency and entropy: per variant, 95% CIs", fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, **_SAVE)
     plt.close(fig)
     return True

@@ -2,7 +2,9 @@
 
 Writes ``DIR/report/``: ``curves.png`` (by episode), ``curves_steps.png`` (by env step),
 ``final.png``, ``table.md``, ``table.csv``; ``thresholds.png`` when some variant records
-stratified thresholds, ``diagnostics.png`` when runs recorded episode values. The folder
+stratified thresholds, ``diagnostics.png`` when runs recorded episode values,
+``replay_stats.png`` and ``recency_entropy.png`` when runs recorded their sampling law at
+episode ends (replay_stats rows; stores written before them have none). The folder
 is built beside the old one and swapped in whole, so a failed report leaves the previous
 one intact.
 """
@@ -98,6 +100,8 @@ def write_report_folder(
         study_figures.plot_final(rows, tmp / "final.png", last)
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
         study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
+        study_figures.plot_replay_stats(study, tmp / "replay_stats.png", n_boot)
+        study_figures.plot_recency_entropy(study, rows, tmp / "recency_entropy.png", last, n_boot)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         swap_in(tmp, target)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from ddpglab.store import EpisodeRow
+from ddpglab.store import EpisodeRow, ReplayStatsRow
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class StoreProxy:
     def rewind_run(self, run_id: int, episodes: int, env_steps: int) -> None:
         self._send("rewind_run", run_id, episodes, env_steps)
 
-    def add_episodes(self, rows: list[EpisodeRow]) -> None:
-        self._send("add_episodes", list(rows))
+    def add_episodes(
+        self, rows: list[EpisodeRow], replay_stats: Sequence[ReplayStatsRow] = ()
+    ) -> None:
+        self._send("add_episodes", list(rows), list(replay_stats))
 
     def add_eval(self, run_id: int, episode: int, env_steps: int, returns: list[float]) -> None:
         self._send("add_eval", run_id, episode, env_steps, [float(r) for r in returns])

@@ -323,10 +323,11 @@ class Trainer:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
         budget = self.config.train.episodes
         eval_every, ckpt_every = self.config.train.eval_every, self.config.train.checkpoint_every
-        rows, to_eval, finished = [], [], []
+        rows, to_eval, finished, recorded = [], [], [], []
         for k in ended:
             if not self.active[k]:
                 continue  # a member past its budget keeps stepping in lockstep, unrecorded
+            recorded.append(k)
             member = self.members[k]
             ret = float(self.buffer.last_episode_return[k])
             loss, q = self.learning.means(k)
@@ -358,7 +359,9 @@ class Trainer:
                 self.recorder.add_actor_file(k, self.members[k], self.agent.actor)
         self.learning.reset(ended)
         self.values.end(ended)
-        self.recorder.add_episodes(rows)
+        # The sampling law at these episode ends (at most O(N)): at episode ends, never per step.
+        law = self.buffer.replay_stats(self.config.agent.batch_size) if recorded else None
+        self.recorder.add_episodes(rows, self.recorder.replay_rows(law, recorded, self.members))
         self._record_eval(to_eval)
         self._finish(finished)
 

@@ -14,7 +14,8 @@ from torch import nn
 
 from ddpglab.actor_file import save_actor_file
 from ddpglab.config import Config
-from ddpglab.store import EpisodeRow, ResultsStore
+from ddpglab.replay.diagnostics import ReplayStats
+from ddpglab.store import EpisodeRow, ReplayStatsRow, ResultsStore
 from ddpglab.summary import MemberSummary
 
 
@@ -58,10 +59,32 @@ class Recorder:
             for s in self.config.train.seeds
         ]
 
-    def add_episodes(self, rows: list[EpisodeRow]) -> None:
-        """The episodes that ended on one env step, stored together."""
+    def replay_rows(
+        self, law: ReplayStats | None, members: list[int], summaries: list[MemberSummary]
+    ) -> list[ReplayStatsRow]:
+        """The ``replay_stats`` rows of the given members from their buffers' ``law``
+        (:meth:`~ddpglab.replay.ReplayBuffer.replay_stats`), at their env steps."""
+        if law is None:
+            return []
+        agent = self.config.agent
+        volume = agent.batch_size * agent.updates_per_step  # transitions replayed per env step
+        return [
+            ReplayStatsRow(
+                run_id=self.run_ids[k],
+                env_steps=summaries[k].env_steps,
+                stored=int(law.stored[k]),
+                volume=volume,
+                expected_age=float(law.expected_age[k]),
+                entropy=float(law.entropy[k]),
+            )
+            for k in members
+        ]
+
+    def add_episodes(self, rows: list[EpisodeRow], replay: list[ReplayStatsRow]) -> None:
+        """The episodes that ended on one env step and their members' replay stats, stored
+        together (one transaction)."""
         if rows and self.store is not None:
-            self.store.add_episodes(rows)
+            self.store.add_episodes(rows, replay)
 
     def unevaluated(self, members: list[int], summaries: list[MemberSummary]) -> list[int]:
         """The given members whose current policy has no evaluation yet."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ddpglab.store import EpisodeRow
+from ddpglab.store import EpisodeRow, ReplayStatsRow
 
 MIN_PEERS = 3  # completed trials with a score at the step before any pruning
 
@@ -63,7 +63,10 @@ class ScoreReporter:
         self.reported = 0  # the latest episode scored
         self.failure: str | None = None
 
-    def add_episodes(self, rows: list[EpisodeRow]) -> None:
+    def add_episodes(
+        self, rows: list[EpisodeRow], replay_stats: Sequence[ReplayStatsRow] = ()
+    ) -> None:
+        """Score the returns; the replay stats (a trial keeps no store) are dropped."""
         for row in rows:  # each row's run id is its member's index (see run_trial)
             self.returns[row.run_id].append(float(row.episode_return))
         episode = min(len(r) for r in self.returns)
