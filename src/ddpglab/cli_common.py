@@ -53,15 +53,20 @@ class LazyHelpFormatter(argparse.HelpFormatter):
         return help_text.full() if isinstance(help_text, LazyHelp) else help_text
 
 
-def seed(text: str) -> int:
-    """An argument type: a seed, an integer >= 0 (the config checks the upper bound)."""
+def _integer_at_least(text: str, minimum: int, too_small: str) -> int:
+    """``text`` as an integer >= ``minimum``; else an argparse refusal (``too_small`` below)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0: '{text}'")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{too_small}: '{text}'")
     return value
+
+
+def seed(text: str) -> int:
+    """An argument type: a seed, an integer >= 0 (the config checks the upper bound)."""
+    return _integer_at_least(text, 0, "a seed is an integer >= 0")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -82,13 +87,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def positive_int(text: str) -> int:
     """An argument type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer: '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer: '{text}'")
-    return value
+    return _integer_at_least(text, 1, "expected a positive integer")
 
 
 def add_backend_options(parser: argparse.ArgumentParser, what: str) -> None:
