@@ -15,7 +15,10 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -117,28 +120,77 @@ def recorded(out: Path) -> dict[str, list[tuple]]:
         return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", list(strategies()))
-def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(tmp_path, kind):
-    config = config_file(tmp_path, kind)
-    reference = tmp_path / "reference"
-    train(load_config(None, config), reference)
+@dataclass
+class KilledRun:
+    """One strategy's reference run, and the run killed at ``drawn`` and resumed."""
 
+    drawn: str  # the kill step and the seed it was drawn with, for failure messages
+    reference: Path
+    out: Path
+    killed: subprocess.CompletedProcess[str]
+    state_after_kill: bool
+    summary_after_kill: bool
+    resumed: subprocess.CompletedProcess[str] | None = None
+
+
+@pytest.fixture(scope="module")
+def killed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KilledRun]:
+    """Every registered strategy's run killed at a seeded step and resumed. The references
+    train in this process; the killed and resumed processes (each mostly the start-up of
+    Python and torch, at one torch thread) run two at a time, one per core."""
+    folder = tmp_path_factory.mktemp("killed")
+    runs: dict[str, KilledRun] = {}
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
     first_state = len(SEEDS) * EPISODE_STEPS * STATE_EVERY
-    seed = f"resume {kind}"
-    kill_at = kill_step(seed, first_state + 1, steps_per_run - 1)
-    drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
-    print(drawn)
-    out = tmp_path / "killed"
-    argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
-    killed = run_cli_process(argv, **{STOP_AT: str(kill_at)})
-    assert killed.returncode == -signal.SIGKILL, (drawn, killed.stderr)
-    assert (out / STATE_FILE).is_file(), drawn
-    assert not (out / "summary.json").exists(), drawn
+    kills = {}
+    for kind in strategies():
+        config = config_file(folder, kind)
+        train(load_config(None, config), folder / kind / "reference")
+        seed = f"resume {kind}"
+        kill_at = kill_step(seed, first_state + 1, steps_per_run - 1)
+        out = folder / kind / "killed"
+        argv = ["train", "--config", str(config), "--out", str(out), "--quiet"]
+        drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
+        kills[kind] = (drawn, kill_at, argv)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        killed = {
+            kind: pool.submit(run_cli_process, argv, **{STOP_AT: str(kill_at)})
+            for kind, (_, kill_at, argv) in kills.items()
+        }
+        for kind, future in killed.items():
+            out = folder / kind / "killed"
+            runs[kind] = KilledRun(
+                kills[kind][0],
+                folder / kind / "reference",
+                out,
+                future.result(),
+                (out / STATE_FILE).is_file(),
+                (out / "summary.json").exists(),
+            )
+        resumed = {
+            kind: pool.submit(
+                run_cli_process, ["train", "--out", str(run.out), "--resume", "--quiet"]
+            )
+            for kind, run in runs.items()
+            if run.state_after_kill
+        }
+        for kind, future in resumed.items():
+            runs[kind].resumed = future.result()
+    return runs
 
-    resumed = run_cli_process(["train", "--out", str(out), "--resume", "--quiet"])
-    assert resumed.returncode == 0, (drawn, resumed.stderr)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(strategies()))
+def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(killed_runs, kind):
+    run = killed_runs[kind]
+    drawn, reference, out = run.drawn, run.reference, run.out
+    print(drawn)
+    assert run.killed.returncode == -signal.SIGKILL, (drawn, run.killed.stderr)
+    assert run.state_after_kill, drawn
+    assert not run.summary_after_kill, drawn
+
+    resumed = run.resumed
+    assert resumed is not None and resumed.returncode == 0, (drawn, resumed and resumed.stderr)
     assert recorded(out) == recorded(reference), drawn
     assert not (out / STATE_FILE).exists(), "a finished run leaves no state behind"
     for checkpoint in (reference / "checkpoints").rglob("*.pt"):
@@ -225,9 +277,12 @@ def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
     assert loaded["nested"]["none"] is None and loaded["nested"]["pair"] == (1, 2.5)
 
 
-def resume_study(tmp_path: Path) -> tuple[list[str], Path]:
-    """A one-variant study spec (stratified replay) and its finished reference run:
-    (the command line without --out, the reference folder)."""
+@pytest.fixture(scope="module")
+def study_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
+    """A one-variant study spec (stratified replay) and its finished reference run, made
+    once for the tests that kill it: (the command line without --out, the reference
+    folder)."""
+    tmp_path = tmp_path_factory.mktemp("study")
     study_keys = ("train.seeds", "train.episodes", "train.torch_threads")  # the study's own
     spec = {
         "name": "resume",
@@ -259,8 +314,8 @@ def kill_study_mid_run(argv: list[str], out: Path, seed: str) -> tuple[str, Path
 
 
 @pytest.mark.slow
-def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
-    argv, reference = resume_study(tmp_path)
+def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path, study_reference):
+    argv, reference = study_reference
     out = tmp_path / "killed"
     drawn, _ = kill_study_mid_run(argv, out, seed="study job killed")
     rerun = run_cli_process([*argv, "--out", str(out)])
@@ -270,10 +325,10 @@ def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_state_ahead_of_the_store_is_not_continued(tmp_path):
+def test_a_state_ahead_of_the_store_is_not_continued(tmp_path, study_reference):
     """A driver killed before it wrote a worker's last episodes leaves a state that counts
     episodes the store lacks: continuing it would leave a gap, so the job starts over."""
-    argv, reference = resume_study(tmp_path)
+    argv, reference = study_reference
     out = tmp_path / "killed"
     drawn, state = kill_study_mid_run(argv, out, seed="state ahead of the store")
     counted = load_state(state, arrays=False)["members"][0]["episodes"]
