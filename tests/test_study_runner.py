@@ -14,27 +14,20 @@ import json
 import math
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import pytest
-import yaml
-from cli_support import assert_refused, run_cli, start_cli_process
+from cli_support import run_cli
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
+from study_support import SMOKE, fast_spec, returns_by_pair, runs_of, write_spec
 
-from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
 from ddpglab.study import load_study, run_study
 from ddpglab.study.commands import write_report_if_available
 from ddpglab.study.local_backend import death_reason
-
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "studies" / "smoke.yaml"
 
 
 class FailingPendulum(PendulumEnv):
@@ -63,36 +56,12 @@ for env_id, how in (("StudyRaises-v0", "raise"), ("StudyDies-v0", "die")):
         )
 
 
-def fast_spec(**changes: Any) -> dict[str, Any]:
-    """The smoke study with 20-step episodes: the same code paths in a fraction of the time."""
-    spec = yaml.safe_load(SMOKE.read_text())
-    spec["base"]["set"]["env.max_episode_steps"] = 20
-    return {**spec, **changes}
-
-
-def write_spec(folder: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def runs_of(out: Path) -> list[dict[str, Any]]:
-    with ResultsStore(out / "results.sqlite") as store:
-        return store.runs()
-
-
 def checkpoint_paths(out: Path, run_id: int) -> list[str]:
     with contextlib.closing(sqlite3.connect(out / "results.sqlite")) as conn:
         rows = conn.execute(
             "SELECT path FROM checkpoints WHERE run_id = ? ORDER BY env_steps", (run_id,)
         )
         return [path for (path,) in rows]
-
-
-def returns_by_pair(out: Path) -> dict[tuple[str, int], list[float]]:
-    with ResultsStore(out / "results.sqlite") as store:
-        return {(r["variant"], r["seed"]): store.returns(r["run_id"]) for r in store.runs()}
 
 
 @pytest.fixture(scope="module")
@@ -294,71 +263,6 @@ def test_failing_workers_fail_their_runs_and_the_others_finish(tmp_path, capsys)
     assert "simulated env failure" in (out / "errors.log").read_text()
 
 
-# -- bad input -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "mention"),
-    [
-        (None, "not found"),
-        ("name: [unclosed\n", "not valid YAML"),
-        ("name: x\nseeds: 1\nvariantz: []\n", "unknown key 'variantz'"),
-        ("name: x\nseeds: 1\nbase: {set: {agent.tau: -1}}\n", "agent.tau"),
-        ("name: x\nseeds: 1\nbase: {set: {env.id: NoSuchEnv-v0}}\n", "NoSuchEnv-v0"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, mention):
-    spec = tmp_path / "spec.yaml"
-    if text is not None:
-        spec.write_text(text)
-    out = tmp_path / "study"
-    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet"], capsys)
-    assert_refused(rc, err, out, mention)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            "name: x\nseeds: 1\nvariants: [{nme: a}]\n",
-            "unknown key 'variants.0.nme' (a 'variants.0.name' is required)",
-        ),
-        (
-            "name: x\nseeds: two\n",
-            "seeds: expected a count N (seeds 0..N-1) or a list of seeds, got 'two'",
-        ),
-    ],
-    ids=["misspelt-required-key", "seed-count-in-words"],
-)
-def test_spec_mistakes_are_named_in_one_line(tmp_path, capsys, text, message):
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(text)
-    out = tmp_path / "study"
-    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet"], capsys)
-    assert_refused(rc, err, out)
-    assert err.strip() == f"ddpglab: error: {spec}: {message}"
-
-
-def test_a_folder_holding_a_train_run_is_refused(tmp_path, capsys):
-    out = tmp_path / "run"
-    out.mkdir()
-    with ResultsStore(out / "results.sqlite") as store:
-        store.add_run("Pendulum-v1", 0, {})
-    rc, _, err = run_cli(["study", str(SMOKE), "--out", str(out), "--quiet"], capsys)
-    assert rc == 2 and "not a study's" in err and "--overwrite" in err
-    assert sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
-
-
-def test_a_store_left_empty_by_a_study_killed_at_its_start_is_used(tmp_path, capsys):
-    out = tmp_path / "study"
-    out.mkdir()
-    ResultsStore(out / "results.sqlite").close()  # tables, no study row, no runs
-    spec = write_spec(tmp_path, fast_spec(seeds=1, episodes=1))
-    rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet", "--no-report"], capsys)
-    assert rc == 0, err
-    assert [r["status"] for r in runs_of(out)] == ["done", "done"]
-
-
 @pytest.mark.parametrize(
     ("exitcode", "reason"),
     [(-11, "killed by SIGSEGV"), (-9, "killed by SIGKILL"), (1, "exited with status 1")],
@@ -381,75 +285,6 @@ def test_the_report_is_written_when_the_report_module_is_there(tmp_path, monkeyp
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_stops_the_workers_keeps_the_store_consistent_and_exits_130(tmp_path, signum):
-    """Ctrl-C, or SIGTERM to the whole process group (how a session or a scheduler ends
-    it), stops the study the same way."""
-    spec = write_spec(tmp_path, fast_spec(episodes=500))
-    out = tmp_path / "study"
-    argv = ["study", str(spec), "--out", str(out), "--threads", "1", "--quiet"]
-    # A session of its own: SIGINT to its process group is what Ctrl-C in a terminal sends.
-    # SIGINT's default action restored first: a suite started in the background (`cmd &`
-    # in a script) passes SIGINT on as ignored, and Python then keeps ignoring it.
-    proc = start_cli_process(
-        argv,
-        env={"OMP_NUM_THREADS": "1"},
-        start_new_session=True,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _episodes_stored(out) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os.killpg(proc.pid, signum)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            tree = subprocess.run(
-                ["ps", "-o", "pid,stat,etime,args", "-g", str(proc.pid)],
-                capture_output=True,
-                text=True,
-            ).stdout
-            pytest.fail(f"the study did not exit within 90 s of Ctrl-C; its processes:\n{tree}")
-        try:  # stderr ends when every process that inherited it is gone
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the study exited but a process it started still holds its stderr")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err.decode()
-    runs = runs_of(out)
-    assert runs and {r["status"] for r in runs} == {"failed"}
-    reasons = {"KeyboardInterrupt: study interrupted"}
-    if signum == signal.SIGTERM:  # the workers got it too, and may stop before being told
-        reasons.add("TrainingInterrupted: stopped by SIGTERM")
-    assert {r["error"] for r in runs} <= reasons
-    assert all(0 < len(returns) < 500 for returns in returns_by_pair(out).values())
-    # Each worker saved its state as it stopped, and the store holds every episode the
-    # state counts, so a rerun continues from it without a gap.
-    states = list((out / "runs").glob("*/state-*.npz"))
-    assert states
-    stored = {pair: len(returns) for pair, returns in returns_by_pair(out).items()}
-    for path in states:
-        saved = load_state(path, arrays=False)
-        for member in saved["members"]:
-            assert stored[(path.parent.name, member["seed"])] >= member["episodes"]
-
-
-def _episodes_stored(out: Path) -> bool:
-    if not (out / "results.sqlite").exists():
-        return False
-    try:
-        with contextlib.closing(sqlite3.connect(out / "results.sqlite")) as conn:
-            rows = conn.execute("SELECT COUNT(DISTINCT run_id) FROM episodes").fetchone()
-        return rows[0] >= 4
-    except sqlite3.OperationalError:  # the tables are being created
-        return False
 
 
 def test_seeds_and_episodes_flags_replace_the_specs_and_the_same_command_resumes(tmp_path):
