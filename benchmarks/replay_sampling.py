@@ -5,15 +5,17 @@
     one ``sample(64)``, and its ratio to uniform's at the same capacity and K.
 (b) Env steps per second of the trainer on Pendulum-v1 (preset pendulum-2023: hidden 256,
     batch 64, one update per step) with the buffer pre-filled to 1e6 transitions, per
-    strategy, and the ratio to uniform measured in the same run. Strategies alternate
-    over ``--rounds`` and the median is reported, because wall times on a shared VM drift.
+    strategy as a ratio to uniform: each strategy runs in ``--rounds`` pairs with uniform,
+    back to back, and the median of the pairs' ratios is reported, because wall times on
+    a shared VM drift by 10-30 % between runs a minute apart.
 
-    python benchmarks/replay_sampling.py [--part a|b|both] [--ops 2000] [--steps 3000]
-        [--rounds 3] [--threads N]
+    python benchmarks/replay_sampling.py [--part a|b|both] [--ops 2000] [--steps 1500]
+        [--rounds 5] [--threads N]
 
 Pre-filling writes the storage arrays directly (rewards spread like Pendulum's, in
 [-16, 0]) and then rebuilds each strategy's index the way it would stand after adding
-them one by one: the PER sum tree at priority 1, the softmax reward bins, full FIFOs.
+them one by one: the PER sum tree at priority 1, the softmax reward bins, full FIFOs with their
+episode records.
 """
 
 from __future__ import annotations
@@ -57,9 +59,23 @@ def prefill(buf: ReplayBuffer, seed: int = 0) -> None:
     if isinstance(buf, SoftmaxReplay):
         buf.reindex()
     if isinstance(buf, StratifiedReplay):
-        buf.fifo_size[...] = buf.capacity
-        buf.fifo_pos[...] = 0
+        prefill_fifos(buf)
     assert slots == buf.capacity * buf.slots_per_capacity
+
+
+def prefill_fifos(buf: StratifiedReplay, length: int = 200) -> None:
+    """Both FIFOs full of ``length``-step episodes, with the episode records that ages and
+    replay_stats read: the ring holds the newest ``capacity`` steps, and before them the
+    episodes alternate good and bad over 2 ``capacity`` steps."""
+    per_fifo = buf.capacity // length
+    buf.adds = 3 * buf.capacity
+    buf.fifo_size[...] = per_fifo * length
+    buf.fifo_pos[...] = (per_fifo * length) % buf.capacity
+    for fifos in buf.fifo_episodes:
+        for fifo, episodes in enumerate(fifos):
+            episodes.clear()
+            ends = length * (2 * np.arange(per_fifo) + fifo + 1)  # good even, bad odd
+            episodes.extend([int(end), length] for end in ends)
 
 
 def time_add_and_sample(variant: str, capacity: int, members: int, ops: int) -> float:
@@ -129,23 +145,27 @@ def training_steps_per_s(variant: str, steps: int, threads: int) -> float:
 
 
 def part_b(steps: int, rounds: int, threads: int) -> list[dict]:
-    variants = list(VARIANTS)
-    measured: dict[str, list[float]] = {variant: [] for variant in variants}
-    for r in range(rounds):
-        order = variants if r % 2 == 0 else variants[::-1]
-        for kind in order:
-            measured[kind].append(training_steps_per_s(kind, steps, threads))
-            print(json.dumps({"round": r, "kind": kind, "steps_per_s": measured[kind][-1]}))
-    uniform = statistics.median(measured["uniform"])
+    """Each strategy against uniform in pairs: per round, one run of each back to back
+    (which goes first alternates), so both meet the same drift of the machine; the ratio
+    of the pair is the measurement, its median over rounds the figure."""
     rows = []
-    for kind in variants:
-        median = statistics.median(measured[kind])
+    for variant in [v for v in VARIANTS if v != "uniform"]:
+        ratios, uniform_rates, rates = [], [], []
+        for r in range(rounds):
+            pair = ("uniform", variant) if r % 2 == 0 else (variant, "uniform")
+            rate = {v: training_steps_per_s(v, steps, threads) for v in pair}
+            uniform_rates.append(rate["uniform"])
+            rates.append(rate[variant])
+            ratios.append(rate[variant] / rate["uniform"])
         rows.append(
             {
-                "kind": kind,
-                "env_steps_per_s": round(median, 1),
-                "ratio_to_uniform": round(median / uniform, 3),
-                "runs": [round(v, 1) for v in measured[kind]],
+                "kind": variant,
+                "ratio_median": round(statistics.median(ratios), 3),
+                "ratio_min": round(min(ratios), 3),
+                "ratio_max": round(max(ratios), 3),
+                "steps_per_s_median": round(statistics.median(rates), 1),
+                "uniform_steps_per_s_median": round(statistics.median(uniform_rates), 1),
+                "ratios": [round(x, 3) for x in ratios],
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -156,8 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
     parser.add_argument("--ops", type=int, default=2000, help="add+sample pairs per cell (a)")
-    parser.add_argument("--steps", type=int, default=3000, help="env steps per training run (b)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (b)")
+    parser.add_argument("--steps", type=int, default=1500, help="env steps per training run (b)")
+    parser.add_argument("--rounds", type=int, default=5, help="pairs with uniform per strategy (b)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
