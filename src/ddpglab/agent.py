@@ -9,9 +9,10 @@ own loss, and Adam (elementwise) keeps an independent state per member.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -170,6 +171,28 @@ def _row_square_sums(g: torch.Tensor) -> torch.Tensor:
     return g.square().reshape(g.shape[0], -1, last).sum(dim=-1).sum(dim=-1)
 
 
+#: How the update's matrix products run: fp32, or bf16 (inputs rounded to bfloat16,
+#: products accumulated in fp32 by the kernel, results rounded to bfloat16).
+Precision = Literal["fp32", "bf16"]
+
+
+def matrix_products_in(
+    precision: Precision, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """A context in which the networks' matrix products run at ``precision``.
+
+    bf16 is mixed precision as in Micikevicius et al. 2018 ("Mixed Precision Training",
+    ICLR), with bfloat16 instead of fp16 (Kalamkar et al. 2019, "A Study of BFLOAT16 for
+    Deep Learning Training"): torch.autocast rounds each product's inputs to bfloat16 and
+    runs it there (the kernels accumulate in fp32), while the parameters, their gradients
+    and Adam's state stay fp32. Every network output is cast back to fp32 by the agent,
+    so targets, losses, TD errors and the soft update are computed in fp32.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 class UpdateStats(NamedTuple):
     """What one update reports, detached: per-member (K,) statistics and per-sample TD errors."""
 
@@ -196,6 +219,8 @@ class DDPGAgent:
             noise depend on ``seeds[k]`` only.
         device: where networks and optimiser state live; observations come in and actions
             go out as host numpy arrays.
+        precision: of the update's matrix products, fp32 or bf16 (see
+            :func:`matrix_products_in`); acting and evaluation run in fp32 either way.
     """
 
     def __init__(
@@ -205,9 +230,11 @@ class DDPGAgent:
         config: AgentConfig,
         seeds: list[int],
         device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
     ):
         self.config = config
         self.device = torch.device(device)
+        self.precision = precision
         self.members = len(seeds)
         self.critics = 2 if config.twin_critics else 1
         init = {"final_layer_init": config.final_layer_init}
@@ -258,10 +285,14 @@ class DDPGAgent:
     def _q_values(
         self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor
     ) -> torch.Tensor:
-        """Q_j(s, a) of every critic j, shape (critics, K, B)."""
+        """Q_j(s, a) of every critic j, shape (critics, K, B), in fp32."""
         if self.critics > 1:
             obs, act = obs.repeat(self.critics, 1, 1), act.repeat(self.critics, 1, 1)
-        return critic(obs, act).view(self.critics, self.members, -1)
+        return critic(obs, act).float().view(self.critics, self.members, -1)
+
+    def _products(self) -> contextlib.AbstractContextManager:
+        """Where the update's network passes run: at this agent's precision."""
+        return matrix_products_in(self.precision, self.device)
 
     def _draw_target_noise(self, batch_size: int) -> torch.Tensor:
         """eps ~ N(0, sigma^2) of shape (K, B, act_dim), member k's from its own stream."""
@@ -276,8 +307,8 @@ class DDPGAgent:
         """One step for every member: the critic(s); then, every ``policy_delay``-th call,
         the actor and both soft target updates."""
         cfg = self.config
-        with torch.no_grad():
-            next_action = self.actor_target(batch.next_obs)
+        with torch.no_grad(), self._products():
+            next_action = self.actor_target(batch.next_obs).float()
             if cfg.target_noise > 0:
                 noise = self._draw_target_noise(next_action.shape[1])
                 next_action = smoothed_target_action(next_action, noise, cfg.target_noise_clip)
@@ -286,7 +317,8 @@ class DDPGAgent:
             )
             y = td_target(batch.rewards, batch.terminated, next_q, batch.discounts)
 
-        q = self._q_values(self.critic, batch.obs, batch.actions)
+        with self._products():
+            q = self._q_values(self.critic, batch.obs, batch.actions)
         loss_q = self.critic_loss_fn(q, y, batch.weights)
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.sum().backward()
@@ -297,8 +329,9 @@ class DDPGAgent:
 
         if self.critic_updates % cfg.policy_delay == 0:
             # The actor climbs the first critic only, as in TD3.
-            q_pi = self.critic(batch.obs, self.actor(batch.obs), members=self.members)
-            loss_pi = actor_loss(q_pi.squeeze(-1))
+            with self._products():
+                q_pi = self.critic(batch.obs, self.actor(batch.obs).float(), members=self.members)
+            loss_pi = actor_loss(q_pi.float().squeeze(-1))
             self.actor_opt.zero_grad(set_to_none=True)
             # Only the actor's gradient is wanted; the critic stays as its own step left it.
             loss_pi.sum().backward(inputs=self.actor_params)

@@ -301,6 +301,11 @@ class TrainConfig(_Section):
         "`train --resume --episodes N` can train it further to a larger budget",
     )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="the update's matrix products: fp32, or bf16 (mixed precision: weights, "
+        "Adam state, targets and losses stay fp32; acting and evaluation run in fp32)",
+    )
     device: str = Field(
         "cpu",
         description="where networks, optimiser state and stored transitions live: cpu, "

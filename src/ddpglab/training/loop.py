@@ -85,7 +85,9 @@ class Trainer:
         except ConfigError:
             self.envs.close()
             raise
-        self.agent = DDPGAgent(obs_dim, act_dim, config.agent, self.seeds, self.device)
+        self.agent = DDPGAgent(
+            obs_dim, act_dim, config.agent, self.seeds, self.device, config.train.precision
+        )
         self.buffer = build_buffer(
             config.replay, obs_dim, act_dim, self.seeds, config.agent.gamma, self.device
         )
