@@ -1,15 +1,17 @@
 """The trainer's time per member-update as a multiple of the FLOP floor, measured in one run.
 
 The floor of one DDPG update is its matrix-product FLOPs divided by the rate this
-machine multiplies 2048 x 2048 float32 matrices at, both taken here: the FLOPs counted
-by hand (every forward and backward product of critic, target critic, actor and target
-actor) and checked against ``torch.utils.flop_counter``, the GEMM rate measured with the
-same torch thread count. Then, for each member count K, the agent's update alone and the
-whole trainer (act, step, store, sample, update) are timed, and each member-update's time
-is reported against the floor.
+machine multiplies 2048 x 2048 matrices at, both taken here: the FLOPs counted by hand
+(every forward and backward product of critic, target critic, actor and target actor)
+and checked against ``torch.utils.flop_counter``, the GEMM rate measured with the same
+torch thread count, in float32 and in bfloat16. Then, for each member count K and each
+precision of ``--precision`` (``train.precision``; they alternate, K by K, ``--rounds``
+times, and the median is kept), the agent's update alone and the whole trainer (act,
+step, store, sample, update) are timed, and each member-update's time is reported against
+the floor at fp32's GEMM rate and at bf16's.
 
     python benchmarks/floor.py [--members 1,30] [--threads 1] [--updates 300] [--steps 2000]
-                               [--device cpu|cuda]
+                               [--precision fp32,bf16] [--rounds 1] [--device cpu|cuda]
 
 On a GPU (``--device cuda``) the floor's rate is that of the same product on the GPU, and
 every timing waits for the GPU to finish (``torch.cuda.synchronize``).
@@ -70,10 +72,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def gemm_rate(threads: int, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a float32 ``size`` x ``size`` matrix product, best of ``repeats``."""
+def gemm_rate(
+    threads: int,
+    device: torch.device,
+    size: int = 2048,
+    repeats: int = 10,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """FLOP/s of a ``size`` x ``size`` matrix product in ``dtype``, best of ``repeats``."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -128,6 +137,43 @@ def time_trainer(config, steps: int) -> float:
     return summary.wall_s / steps
 
 
+def plain_ddpg_dims(config, parser: argparse.ArgumentParser) -> tuple[int, int]:
+    """The env's observation and action sizes; refuses what the hand count does not cover."""
+    from ddpglab.envs import make_env
+
+    env = make_env(config.env.id)
+    obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+    env.close()
+    cfg = config.agent
+    if (
+        cfg.twin_critics
+        or cfg.target_noise
+        or cfg.policy_delay != 1
+        or cfg.actor != "mlp"
+        or cfg.critic != "mlp"
+    ):
+        parser.error("the hand count is of plain DDPG with MLPs: turn the TD3 options off")
+    return obs, act
+
+
+def measure(
+    config, dims: tuple[int, int], members: int, precision: str, args, device
+) -> dict[str, float]:
+    """Seconds per member-update of the agent alone and per member-step of the trainer."""
+    from ddpglab.agent import DDPGAgent
+
+    obs, act = dims
+    agent = DDPGAgent(obs, act, config.agent, list(range(members)), device, precision)
+    batch = random_batch(members, config.agent.batch_size, obs, act, device)
+    times = {"update_s": time_updates(agent, batch, args.updates) / members}
+    if args.steps:
+        run = config.model_copy(
+            update={"train": config.train.model_copy(update={"precision": precision})}
+        )
+        times["step_s"] = time_trainer(run, args.steps) / members
+    return times
+
+
 def main() -> None:
     from ddpglab.agent import DDPGAgent
     from ddpglab.config import load_config, parse_override
@@ -137,23 +183,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--updates", type=int, default=300, help="updates timed per K")
     parser.add_argument("--steps", type=int, default=2000, help="trainer steps per K (0: skip)")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp32,bf16")
+    parser.add_argument("--rounds", type=int, default=1, help="alternations of the precisions")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--preset", default="pendulum-2023")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    precisions = args.precision.split(",")
+    if not set(precisions) <= {"fp32", "bf16"}:
+        parser.error(f"--precision: expected fp32, bf16 or both, got {args.precision}")
 
     device = torch.device(args.device)
-    rate = gemm_rate(args.threads, device)
+    rates = {
+        "fp32": gemm_rate(args.threads, device),
+        "bf16": gemm_rate(args.threads, device, dtype=torch.bfloat16),
+    }
     overrides = dict(parse_override(item) for item in args.set)
     rows = []
     for members in [int(k) for k in args.members.split(",")]:
-        steps = max(args.steps, 1)
         config = load_config(
             args.preset,
             overrides={
                 **overrides,
                 "train.seeds": list(range(members)),
-                "train.steps": steps,
+                "train.steps": max(args.steps, 1),
                 "train.episodes": None,
                 "train.eval_every": 0,
                 "train.eval_episodes": 1,
@@ -163,58 +216,73 @@ def main() -> None:
                 "train.device": args.device,
             },
         )
-        from ddpglab.envs import make_env
-
-        env = make_env(config.env.id)
-        obs, act = env.observation_space.shape[0], env.action_space.shape[0]
-        env.close()
+        obs, act = plain_ddpg_dims(config, parser)
         cfg = config.agent
-        if (
-            cfg.twin_critics
-            or cfg.target_noise
-            or cfg.policy_delay != 1
-            or cfg.actor != "mlp"
-            or cfg.critic != "mlp"
-        ):
-            parser.error("the hand count is of plain DDPG with MLPs: turn the TD3 options off")
         by_hand = ddpg_update_flops(obs, act, cfg.hidden, cfg.batch_size)
-        agent = DDPGAgent(obs, act, cfg, list(range(members)), device)
-        batch = random_batch(members, cfg.batch_size, obs, act, device)
-        counted = counted_flops(agent, batch) / members
-        floor = sum(by_hand.values()) / rate
-        update_s = time_updates(agent, batch, args.updates) / members
-        row = {
-            "members": members,
-            "threads": args.threads,
-            "device": args.device,
-            "flops_by_hand": sum(by_hand.values()),
-            "flops_counted": counted,
-            "gemm_gflops": rate / 1e9,
-            "floor_ms": floor * 1e3,
-            "update_ms_per_member": update_s * 1e3,
-            "update_over_floor": update_s / floor,
-        }
-        if args.steps:
-            step_s = time_trainer(config, steps) / members
-            row |= {
-                "trainer_ms_per_member_step": step_s * 1e3,
-                "trainer_over_floor": step_s / floor,
+        flops = sum(by_hand.values())
+        counted = counted_flops(
+            DDPGAgent(obs, act, cfg, list(range(members)), device),
+            random_batch(members, cfg.batch_size, obs, act, device),
+        )
+        measured: dict[str, list[dict[str, float]]] = {p: [] for p in precisions}
+        for r in range(args.rounds):
+            for precision in precisions if r % 2 == 0 else precisions[::-1]:
+                measured[precision].append(
+                    measure(config, (obs, act), members, precision, args, device)
+                )
+        for precision in precisions:
+            update_s = float(np.median([m["update_s"] for m in measured[precision]]))
+            row = {
+                "members": members,
+                "precision": precision,
+                "threads": args.threads,
+                "device": args.device,
+                "flops_by_hand": flops,
+                "flops_counted": counted / members,
+                "gemm_gflops_fp32": rates["fp32"] / 1e9,
+                "gemm_gflops_bf16": rates["bf16"] / 1e9,
+                "update_ms_per_member": update_s * 1e3,
+                "member_updates_per_s": 1 / update_s,
+                "update_over_fp32_floor": update_s * rates["fp32"] / flops,
+                "update_over_bf16_floor": update_s * rates["bf16"] / flops,
             }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+            if args.steps:
+                step_s = float(np.median([m["step_s"] for m in measured[precision]]))
+                row |= {
+                    "trainer_ms_per_member_step": step_s * 1e3,
+                    "member_steps_per_s": 1 / step_s,
+                    "trainer_over_fp32_floor": step_s * rates["fp32"] / flops,
+                    "trainer_over_bf16_floor": step_s * rates["bf16"] / flops,
+                }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print_tables(rows, by_hand, rates, args)
+
+
+def print_tables(rows: list[dict], by_hand: dict[str, int], rates: dict[str, float], args) -> None:
+    """The FLOP count, the GEMM rates and one line per K and precision, as markdown."""
     print("\nFLOPs of one update, by hand (K = 1):")
     for term, flops in by_hand.items():
         print(f"  {term:<48} {flops / 1e6:8.2f} MFLOP")
     print(f"  {'total':<48} {sum(by_hand.values()) / 1e6:8.2f} MFLOP")
     where = f"{args.device}, {args.threads} thread(s)"
-    print(f"\nGEMM 2048^2 float32 on {where}: {rate / 1e9:.1f} GFLOP/s")
-    print("\n| K | update / floor | trainer step / floor | floor (ms) | update (ms/member) |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    for name, rate in rates.items():
+        print(f"GEMM 2048^2 {name} on {where}: {rate / 1e9:.1f} GFLOP/s")
+    print(
+        "\n| K | precision | member-updates/s | update / fp32 floor | update / bf16 floor "
+        "| member-steps/s | step / fp32 floor | step / bf16 floor |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        trainer = f"{r['trainer_over_floor']:.2f}x" if "trainer_over_floor" in r else "-"
+        trainer = (
+            f"{r['member_steps_per_s']:.0f} | {r['trainer_over_fp32_floor']:.2f}x | "
+            f"{r['trainer_over_bf16_floor']:.2f}x"
+            if "member_steps_per_s" in r
+            else "- | - | -"
+        )
         print(
-            f"| {r['members']} | {r['update_over_floor']:.2f}x | {trainer} | "
-            f"{r['floor_ms']:.3f} | {r['update_ms_per_member']:.3f} |"
+            f"| {r['members']} | {r['precision']} | {r['member_updates_per_s']:.0f} | "
+            f"{r['update_over_fp32_floor']:.2f}x | {r['update_over_bf16_floor']:.2f}x | {trainer} |"
         )
 
 

@@ -6,6 +6,9 @@ subprocess with the same torch thread count; ours and SB3's alternate, and the m
 ``--repeats`` is reported, because wall times on a shared 2-core VM drift by 10-20 %.
 
     python benchmarks/throughput.py [--steps 3000] [--repeats 3] [--members 30] [--threads N]
+                                    [--precision fp32|bf16]
+
+``--precision`` sets ddpglab's ``train.precision`` (SB3 runs in fp32 either way).
 
 Needs the ``bench`` extra (stable-baselines3).
 """
@@ -81,9 +84,9 @@ def measure_sb3(steps: int, threads: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def _subprocess(kind: str, steps: int, members: int, threads: int) -> float:
+def _subprocess(kind: str, steps: int, members: int, threads: int, precision: str) -> float:
     cmd = [sys.executable, __file__, "--worker", kind, "--steps", str(steps)]
-    cmd += ["--members", str(members), "--threads", str(threads)]
+    cmd += ["--members", str(members), "--threads", str(threads), "--precision", precision]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return float(json.loads(out.strip().splitlines()[-1])["steps_per_s"])
 
@@ -94,11 +97,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--members", type=int, default=30, help="K for the ensemble run")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--worker", choices=["ddpglab", "sb3"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker == "ddpglab":
-        rate = measure_ddpglab(args.steps, args.members, args.threads)
+        overrides = {"train.precision": args.precision}
+        rate = measure_ddpglab(args.steps, args.members, args.threads, overrides=overrides)
         print(json.dumps({"steps_per_s": rate}))
         return
     if args.worker == "sb3":
@@ -107,11 +112,14 @@ def main() -> None:
 
     ours, sb3, ensemble = [], [], []
     for _ in range(args.repeats):
-        ours.append(_subprocess("ddpglab", args.steps, 1, args.threads))
-        sb3.append(_subprocess("sb3", args.steps, 1, args.threads))
-        ensemble.append(_subprocess("ddpglab", args.steps, args.members, args.threads))
+        ours.append(_subprocess("ddpglab", args.steps, 1, args.threads, args.precision))
+        sb3.append(_subprocess("sb3", args.steps, 1, args.threads, "fp32"))
+        ensemble.append(
+            _subprocess("ddpglab", args.steps, args.members, args.threads, args.precision)
+        )
     med = statistics.median
     print(f"torch threads: {args.threads}, cores: {os.cpu_count()}, device: cpu")
+    print(f"ddpglab precision: {args.precision}")
     print(f"steps per measurement: {args.steps}, repeats: {args.repeats} (median shown)")
     print(f"ddpglab K=1:        {med(ours):8.1f} env steps/s   {[round(x) for x in ours]}")
     print(f"SB3 DDPG:           {med(sb3):8.1f} env steps/s   {[round(x) for x in sb3]}")
