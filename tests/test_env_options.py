@@ -18,6 +18,8 @@ from ddpglab.config import ConfigError, load_config, same_run_config, to_yaml
 from ddpglab.envs import MemberEnvs, action_bounds, make_env, rescale_action
 from ddpglab.report.enjoy import find_policy, play_episodes
 from ddpglab.run_folder import train
+from ddpglab.study.spec import parse_spec
+from ddpglab.study.variants import resolve
 from ddpglab.theory.lqr import riccati
 from ddpglab.theory.lqr_ddpg import run_lqr_experiment
 from ddpglab.theory.lqr_env import LQREnv
@@ -338,3 +340,12 @@ def test_a_dotted_key_sets_one_kwarg_and_keeps_the_others():
     )
     assert config.env.kwargs == {"g": 5.0, "m": 1.5}
     assert load_config("pendulum").env.kwargs == {}
+
+
+def test_a_study_base_config_file_may_set_kwargs(tmp_path):
+    """A study flattens its base config file into dotted keys: env.kwargs' entries are the
+    user's names, set one by one, not config sections."""
+    (tmp_path / "base.yaml").write_text("env:\n  kwargs: {g: 3.0, m: 2.0}\n")
+    spec = {"name": "t", "base": {"config": "base.yaml"}, "seeds": 1, "episodes": 1}
+    study = resolve(parse_spec(spec), tmp_path)
+    assert study.variants[0].config.env.kwargs == {"g": 3.0, "m": 2.0}
