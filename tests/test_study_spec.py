@@ -53,6 +53,22 @@ def test_pendulum_2023_is_the_12_variants_of_the_2023_study():
     assert strat.train.episodes == 200 and strat.train.seeds == list(range(30))
 
 
+def test_pendulum_2023_as_run_differs_from_the_bounds_correct_study_only_in_its_torque():
+    """Two of the 2023 study's variants, rerun as the 2023 code ran them: every resolved
+    setting equal but env.action_bounds, [-1, 1] (1 of Pendulum-v1's 2 N m)."""
+    as_run = load_study(STUDIES / "pendulum-2023-as-run.yaml")
+    correct = load_study(STUDIES / "pendulum-2023.yaml")
+    assert names(as_run) == ["uniform-cap1e6", "softmax-cap1e4"]
+    assert as_run.seeds == list(range(30)) and as_run.budget == 200 and not as_run.by_steps
+    for variant in as_run.variants:
+        ran = variant.config.model_dump(mode="json")
+        meant = correct.variant(variant.name).config.model_dump(mode="json")
+        assert meant["env"]["action_bounds"] is None
+        assert ran["env"].pop("action_bounds") == [-1.0, 1.0]
+        meant["env"].pop("action_bounds")
+        assert ran == meant
+
+
 def test_bipedal_2023_is_4_variants_with_a_1e6_buffer():
     study = load_study(STUDIES / "bipedal-2023.yaml")
     assert names(study) == ["uniform", "softmax", "stratified-thr+0.5", "stratified-thr-0.5"]

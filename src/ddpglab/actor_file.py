@@ -27,8 +27,12 @@ def save_actor_file(
     actor_kind: str,
     max_episode_steps: int | None,
     actor_state: dict[str, Any],
+    env_kwargs: dict[str, Any] | None = None,
+    action_bounds: list | None = None,
 ) -> None:
-    """Write member ``seed``'s actor weights ``actor_state`` and how to rebuild them."""
+    """Write member ``seed``'s actor weights ``actor_state`` and how to rebuild and play them:
+    the env's keyword arguments (``env.kwargs``) and the bounds its actions in [-1, 1] were
+    rescaled to (``env.action_bounds``, None: the env's Box)."""
     import torch
 
     torch.save(
@@ -42,6 +46,8 @@ def save_actor_file(
             "hidden": hidden,
             "actor_kind": actor_kind,
             "max_episode_steps": max_episode_steps,
+            "env_kwargs": dict(env_kwargs or {}),
+            "action_bounds": action_bounds,
             "actor": actor_state,
         },
         path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -16,22 +17,37 @@ if "ddpglab/LQR-v0" not in gym.registry:
     )
 
 
-def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> gym.Env:
+def make_env(
+    env_id: str,
+    max_episode_steps: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> gym.Env:
     """``gymnasium.make`` with ddpglab's requirements checked, one-line errors on bad input.
 
-    The env must have a flat Box observation space and a bounded Box action space.
+    ``env_kwargs`` (``env.kwargs``) are the env's own keyword arguments; ``options`` are
+    gymnasium's (``render_mode``). The env must have a flat Box observation space and a
+    bounded Box action space.
     """
     # gymnasium reads "module:name" as "import module, then make name"; it fails with
     # ValueError or TypeError on more colons, an empty or a relative module name.
     module, colon, _ = env_id.rpartition(":")
     if colon and (not module or ":" in module or module.startswith(".")):
         raise ConfigError(f"malformed env id '{env_id}': expected [module:]name-vN")
+    env_kwargs = dict(env_kwargs or {})
     try:
-        env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+        env = gym.make(env_id, max_episode_steps=max_episode_steps, **env_kwargs, **options)
     except gym.error.Error as err:
         raise ConfigError(f"cannot make env '{env_id}': {str(err).splitlines()[0]}") from None
     except ImportError as err:
         raise ConfigError(f"env '{env_id}' needs a missing package: {err}") from None
+    except (TypeError, ValueError) as err:
+        # An env's constructor refuses a keyword it does not take (TypeError) or a value it
+        # cannot use (ValueError, ddpglab's own ConfigError); without env.kwargs such an
+        # error is the env's own bug and keeps its traceback.
+        if not env_kwargs:
+            raise
+        raise ConfigError(kwargs_refused(env_id, env_kwargs, err)) from None
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise ConfigError(
@@ -64,10 +80,53 @@ def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.
     return low + (action + 1.0) * 0.5 * (high - low)
 
 
-def action_bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
-    """The Box's bounds as float32, the actor's precision: training, evaluation, ``enjoy``
-    and ``animate`` all rescale with these, so each plays the same actions."""
-    return space.low.astype(np.float32), space.high.astype(np.float32)
+def kwargs_refused(env_id: str, env_kwargs: Mapping[str, Any], err: Exception) -> str:
+    """The one line that says ``env.kwargs`` did not suit the env, and why."""
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"env.kwargs {dict(env_kwargs)} refused by '{env_id}': {reason}"
+
+
+def action_bounds(
+    space: gym.spaces.Box, requested: Sequence[float | Sequence[float]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds that actions in [-1, 1] are rescaled to, as float32 (the actor's precision).
+
+    ``requested`` is ``env.action_bounds``: [low, high], each a number for every action
+    dimension or a list of one per dimension; None takes the Box's own bounds. Training,
+    evaluation, ``enjoy`` and ``animate`` all decide their bounds here, so each plays the
+    same actions.
+
+    Raises:
+        ConfigError: a list of the wrong length, or bounds outside the Box (the env would
+            clip such actions, and the policy would not get the torque it asked for).
+    """
+    box_low, box_high = space.low.astype(np.float32), space.high.astype(np.float32)
+    if requested is None:
+        return box_low, box_high
+    bounds = []
+    for name, value in zip(("low", "high"), requested, strict=True):
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim == 1 and array.shape != box_low.shape:
+            raise ConfigError(
+                f"env.action_bounds: {name} has {array.size} entries, the env's actions "
+                f"{box_low.size}"
+            )
+        bounds.append(np.broadcast_to(array, box_low.shape).copy())
+    low, high = bounds
+    if np.any(low < box_low) or np.any(high > box_high):
+        raise ConfigError(
+            f"env.action_bounds [{_show(requested[0])}, {_show(requested[1])}] lie outside the "
+            f"env's action Box [{_show(box_low)}, {_show(box_high)}]"
+        )
+    return low, high
+
+
+def _show(bound: float | Sequence[float] | np.ndarray) -> str:
+    """A bound as a config writes it: one number when every dimension shares it, else a list."""
+    values = np.atleast_1d(np.asarray(bound, dtype=np.float64))
+    if np.all(values == values[0]):
+        return f"{values[0]:g}"
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 class MemberEnvs:
@@ -85,13 +144,29 @@ class MemberEnvs:
     episode began (its env's RNG state before the reset, or the seed of the first one) and
     the actions taken since: a fresh env reset from that RNG state replays to the same
     state, which needs no access to its internals (Box2D bodies cannot be copied).
+
+    ``env_kwargs`` go to every ``gymnasium.make`` (``env.kwargs``); ``bounds``
+    (``env.action_bounds``) are what actions in [-1, 1] are rescaled to (see
+    :func:`action_bounds`).
     """
 
-    def __init__(self, env_id: str, seeds: list[int], max_episode_steps: int | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        seeds: list[int],
+        max_episode_steps: int | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        bounds: Sequence[float | Sequence[float]] | None = None,
+    ):
         self.env_id, self.max_episode_steps = env_id, max_episode_steps
-        self.envs = [make_env(env_id, max_episode_steps) for _ in seeds]
+        self.env_kwargs = dict(env_kwargs or {})
+        self.envs = [make_env(env_id, max_episode_steps, self.env_kwargs) for _ in seeds]
         space = self.envs[0].action_space
-        self.low, self.high = action_bounds(space)
+        try:
+            self.low, self.high = action_bounds(space, bounds)
+        except ConfigError:
+            self.close()
+            raise
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.act_dim = space.shape[0]
         self.seeds = list(seeds)
@@ -140,7 +215,7 @@ class MemberEnvs:
         """Replace member k's env by a fresh instance reset from ``rng_state`` (None: the
         member's seed, as its first episode); returns the first observation."""
         self.envs[k].close()
-        env = self.envs[k] = make_env(self.env_id, self.max_episode_steps)
+        env = self.envs[k] = make_env(self.env_id, self.max_episode_steps, self.env_kwargs)
         if rng_state is None:
             env.action_space.seed(self.seeds[k])
             return env.reset(seed=self.seeds[k])[0]

@@ -3,7 +3,7 @@ own, seeded from its seed and kept apart from its training env."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ class MemberEvaluator:
         seeds: the members' seeds, in member order.
         obs_dim: observation size.
         low, high: the action bounds that actions in [-1, 1] are rescaled to.
+        env_kwargs: the env's keyword arguments (``env.kwargs``), for every instance.
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class MemberEvaluator:
         obs_dim: int,
         low: np.ndarray,
         high: np.ndarray,
+        env_kwargs: Mapping[str, Any] | None = None,
     ):
         self.env_id, self.max_episode_steps = env_id, max_episode_steps
+        self.env_kwargs = dict(env_kwargs or {})
         self.seeds, self.obs_dim = list(seeds), obs_dim
         self.low, self.high = low, high
         self._rng_states: dict[int, Any] = {}  # member -> its stream, where the next episode starts
@@ -78,11 +81,11 @@ class MemberEvaluator:
         """A fresh instance of member k's env, reset where its stream left off: (env, s_0)."""
         if k not in self._rng_states:
             # Seeding takes a reset whose start state goes unused, as it always has.
-            seeding = make_env(self.env_id, self.max_episode_steps)
+            seeding = make_env(self.env_id, self.max_episode_steps, self.env_kwargs)
             seeding.reset(seed=derive_seed(self.seeds[k], "eval"))
             self._rng_states[k] = seeding.unwrapped.np_random.bit_generator.state
             seeding.close()
-        env = make_env(self.env_id, self.max_episode_steps)
+        env = make_env(self.env_id, self.max_episode_steps, self.env_kwargs)
         env.unwrapped.np_random.bit_generator.state = self._rng_states[k]
         return env, env.reset()[0]
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 from ddpglab.config import Config, ConfigError, EnvConfig
-from ddpglab.envs import make_env
+from ddpglab.envs import action_bounds, kwargs_refused, make_env, rescale_action
 from ddpglab.replay import strategies
 
 
@@ -40,12 +42,28 @@ def training_device(name: str) -> torch.device:
 
 
 def env_dims(env: EnvConfig) -> tuple[int, int]:
-    """Make the env once (refusing one that cannot be made) and return its observation and
-    action sizes."""
-    made = make_env(env.id, env.max_episode_steps)
-    obs_dim, act_dim = made.observation_space.shape[0], made.action_space.shape[0]
-    made.close()
-    return obs_dim, act_dim
+    """Make the env once (refusing one that cannot be made, with ``env.kwargs`` it does not
+    take or ``env.action_bounds`` outside its Box) and return its observation and action
+    sizes."""
+    made = make_env(env.id, env.max_episode_steps, env.kwargs)
+    try:
+        low, high = action_bounds(made.action_space, env.action_bounds)
+        if env.kwargs:
+            first_step(made, env, rescale_action(np.zeros_like(low), low, high))
+        return made.observation_space.shape[0], made.action_space.shape[0]
+    finally:
+        made.close()
+
+
+def first_step(made: gym.Env, env: EnvConfig, action: np.ndarray) -> None:
+    """Reset ``made`` and step it once with ``action``: a keyword value the constructor
+    stored unchecked (a string for Pendulum's ``g``) fails only when the env computes with
+    it, which must be refused now, not hours into a run."""
+    try:
+        made.reset(seed=0)
+        made.step(action)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise ConfigError(kwargs_refused(env.id, env.kwargs, err)) from None
 
 
 def preflight(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -53,6 +53,10 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                     raise ConfigError(f"'{dotted}' is a section; set one of its keys")
                 node[part] = value
             else:
+                if section is None and is_mapping(field.annotation):
+                    # a mapping of the user's own names (env.kwargs): the rest is its key
+                    set_entry(node, part, parts[depth + 1 :], value, dotted)
+                    break
                 if section is None:
                     raise ConfigError(f"unknown config key '{dotted}' ('{part}' has no sub-keys)")
                 if node.get(part) is None:  # an optional section switched on by a key
@@ -62,6 +66,26 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                     raise ConfigError(f"config section '{part}' must be a mapping of keys")
                 model = section
     return out
+
+
+def is_mapping(annotation: Any) -> bool:
+    """Whether a field holds a mapping of free names (``env.kwargs``), not a section."""
+    return get_origin(annotation) is dict
+
+
+def set_entry(node: dict[str, Any], field: str, names: list[str], value: Any, dotted: str) -> None:
+    """Set ``node[field][names[0]]...[names[-1]] = value`` in a mapping-valued field, so that
+    ``env.kwargs.g=9.81`` sets one entry and keeps the others."""
+    if node.get(field) is None:
+        node[field] = {}
+    target = node[field]
+    for name in names[:-1]:
+        if not isinstance(target, dict):
+            break
+        target = target.setdefault(name, {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"cannot set '{dotted}': '{field}' there is not a mapping")
+    target[names[-1]] = value
 
 
 def unknown_key_message(dotted: str, depth: int | None = None) -> str:

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,6 +28,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+#: gymnasium.make's own keywords, which ddpglab sets itself: not env.kwargs.
+GYM_MAKE_OPTIONS = ("max_episode_steps", "disable_env_checker", "render_mode")
+
+
 class EnvConfig(_Section):
     """The gymnasium task."""
 
@@ -34,6 +39,44 @@ class EnvConfig(_Section):
     max_episode_steps: int | None = Field(
         None, gt=0, description="time limit; None keeps the environment's registered limit"
     )
+    action_bounds: tuple[float | list[float], float | list[float]] | None = Field(
+        None,
+        description="[low, high] the policy's [-1, 1] is rescaled to, each a number (every "
+        "action dimension) or a list (one per dimension), inside the env's Box; None: the "
+        "env's Box",
+    )
+    kwargs: dict[str, JsonValue] = Field(
+        {}, description="keyword arguments of gymnasium.make(id, **kwargs): the env's own options"
+    )
+
+    @field_validator("action_bounds")
+    @classmethod
+    def _low_below_high(cls, bounds: tuple | None) -> tuple | None:
+        if bounds is None:
+            return bounds
+        low, high = bounds
+        sizes = {len(b) for b in bounds if isinstance(b, list)}
+        if len(sizes) > 1:
+            raise ValueError("low and high lists must have the same length")
+        if 0 in sizes:
+            raise ValueError("a list of bounds needs one entry per action dimension")
+        n = sizes.pop() if sizes else 1
+        lows = low if isinstance(low, list) else [low] * n
+        highs = high if isinstance(high, list) else [high] * n
+        if not all(lo < hi for lo, hi in zip(lows, highs, strict=True)):
+            raise ValueError(f"need low < high in every dimension, got [{low}, {high}]")
+        return bounds
+
+    @field_validator("kwargs")
+    @classmethod
+    def _not_make_options(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        for name in GYM_MAKE_OPTIONS:
+            if name in kwargs:
+                raise ValueError(
+                    f"'{name}' is not an env keyword here"
+                    + (" (use env.max_episode_steps)" if name == "max_episode_steps" else "")
+                )
+        return kwargs
 
 
 class PalConfig(_Section):

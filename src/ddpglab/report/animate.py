@@ -84,13 +84,14 @@ def pick_checkpoints(checkpoints: list[dict], every: int) -> list[dict]:
     return chosen
 
 
-def play(env, actor, seed: int) -> tuple[list[np.ndarray], float]:
-    """One deterministic episode a = mu(s), rescaled to the env's bounds; frames and return."""
+def play(env, actor, seed: int, bounds: list | None = None) -> tuple[list[np.ndarray], float]:
+    """One deterministic episode a = mu(s), rescaled to the run's action bounds
+    (``env.action_bounds``; None: the env's Box); frames and return."""
     import torch
 
     from ddpglab.envs import action_bounds, rescale_action
 
-    low, high = action_bounds(env.action_space)
+    low, high = action_bounds(env.action_space, bounds)
     obs, _ = env.reset(seed=seed)
     frames, total, done = [env.render()], 0.0, False
     while not done:
@@ -195,7 +196,9 @@ def animate(
     limit = max_steps or config.get("env", {}).get("max_episode_steps")
     actor_kind = config.get("agent", {}).get("actor", "mlp")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: never open a window
-    env = make_env(run["env_id"], limit, render_mode="rgb_array")
+    env_config = config.get("env", {})
+    env = make_env(run["env_id"], limit, env_config.get("kwargs"), render_mode="rgb_array")
+    bounds = env_config.get("action_bounds")
     out = Path(to) if to is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)
     gif, mp4 = out / "animation.gif", out / "animation.mp4"
@@ -206,7 +209,7 @@ def animate(
         with VideoWriter(gif, mp4, fps, gif_width) as writer:
             for checkpoint in chosen:
                 actor = load_actor(run_dir / checkpoint["path"], actor_kind)
-                frames, ret = play(env, actor, int(run["seed"]))
+                frames, ret = play(env, actor, int(run["seed"]), bounds)
                 writer.add(head, checkpoint["episode"], ret, frames)
                 segments.append(
                     Segment(checkpoint["episode"], checkpoint["env_steps"], ret, len(frames))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,17 @@ RENDER_MODES = ("human", "rgb_array", "none")
 
 @dataclass(frozen=True)
 class Policy:
-    """Where an actor comes from and what it needs to run: its checkpoint file, env, limit."""
+    """Where an actor comes from and what it needs to run: its checkpoint file, env, limit,
+    the env's keyword arguments and the action bounds it was trained with (``env.kwargs``,
+    ``env.action_bounds``; None: the env's Box)."""
 
     path: Path
     env_id: str
     actor_kind: str
     max_episode_steps: int | None
     label: str
+    env_kwargs: dict = field(default_factory=dict)
+    action_bounds: list | None = None
 
 
 def find_policy(source: Path, variant: str | None, seed: int | None, episode: int | None) -> Policy:
@@ -52,6 +56,9 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
             saved.get("actor_kind", "mlp"),
             saved.get("max_episode_steps"),
             f"{source.name} (seed {saved.get('seed')}, training episode {saved.get('episode')})",
+            # files written before these keys were saved played the env's defaults
+            saved.get("env_kwargs") or {},
+            saved.get("action_bounds"),
         )
     run, name, checkpoints = run_checkpoints(source, variant, seed)
     if episode is None:
@@ -68,12 +75,15 @@ def find_policy(source: Path, variant: str | None, seed: int | None, episode: in
     if not path.is_file():
         raise ConfigError(f"checkpoint file missing: {path}")
     config = json.loads(run["config_json"])
+    env = config.get("env", {})
     return Policy(
         path,
         run["env_id"],
         config.get("agent", {}).get("actor", "mlp"),
-        config.get("env", {}).get("max_episode_steps"),
+        env.get("max_episode_steps"),
         f"{name}, training episode {chosen['episode']}",
+        env.get("kwargs") or {},
+        env.get("action_bounds"),
     )
 
 
@@ -112,8 +122,12 @@ def play_episodes(
     if render != "human":
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
     mode = None if render == "none" else render
-    env = make_env(policy.env_id, policy.max_episode_steps, render_mode=mode)
-    low, high = action_bounds(env.action_space)
+    env = make_env(policy.env_id, policy.max_episode_steps, policy.env_kwargs, render_mode=mode)
+    try:
+        low, high = action_bounds(env.action_space, policy.action_bounds)
+    except ConfigError:
+        env.close()
+        raise
     try:
         obs = _first_reset(env, reset_seed, render)
         for _ in range(episodes):

@@ -111,13 +111,13 @@ def check_resources(study: Study, plan: Plan) -> None:
     not checked here: a job may run on another machine, whose trainer checks it)."""
     from ddpglab.machine import env_dims, preflight
 
-    dims: dict[tuple[str, int | None], tuple[int, int]] = {}
+    dims: dict[str, tuple[int, int]] = {}
     for job in plan.jobs:
         cfg = job.variant.config
-        key = (cfg.env.id, cfg.env.max_episode_steps)
-        if key not in dims:
-            dims[key] = env_dims(cfg.env)
+        key = cfg.env.model_dump_json()  # the env, its kwargs and its action bounds
         try:
+            if key not in dims:
+                dims[key] = env_dims(cfg.env)
             preflight(cfg, len(job.seeds), dims[key], check_device=False)
         except ConfigError as err:
             raise ConfigError(f"study variant '{job.variant.name}': {err}") from None

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ddpglab.config import Config, ConfigError
-from ddpglab.envs import make_env
+from ddpglab.envs import action_bounds, make_env
 from ddpglab.theory.lqr import LQR, Array, cost, discounted_radius, relative_error, riccati
 from ddpglab.theory.lqr_env import LQREnv
 
@@ -36,10 +36,18 @@ def actor_gain(weight: Array, action_high: Array) -> Array:
     return -np.asarray(action_high, dtype=np.float64)[:, None] * np.asarray(weight).T
 
 
-def gain_return(env_id: str, k: Array, episodes: int, seed: int, horizon: int | None) -> Array:
+def gain_return(
+    env_id: str,
+    k: Array,
+    episodes: int,
+    seed: int,
+    horizon: int | None,
+    env_kwargs: dict | None = None,
+) -> Array:
     """Undiscounted return of u = -K x per episode; episode i is reset with seed + i, so two
-    gains evaluated with one seed meet the same initial states and noise."""
-    env = make_env(env_id, horizon)
+    gains evaluated with one seed meet the same initial states and noise. ``env_kwargs``
+    (``env.kwargs``) set the env's system (its matrices A, B, Q, R, its noise)."""
+    env = make_env(env_id, horizon, env_kwargs)
     returns = np.empty(episodes)
     try:
         for i in range(episodes):
@@ -101,6 +109,14 @@ def check_lqr_config(config: Config) -> None:
         raise ConfigError("the LQR experiment reads K off a linear actor: set agent.actor=linear")
     if not 0.0 < config.agent.gamma < 1.0:
         raise ConfigError(f"agent.gamma must be in (0, 1) for K*, got {config.agent.gamma}")
+    bounds = config.env.action_bounds
+    if bounds is not None:
+        low, high = np.broadcast_arrays(*(np.asarray(b, dtype=np.float64) for b in bounds))
+        if not np.array_equal(low, -high):
+            raise ConfigError(
+                "the LQR experiment reads K = -diag(h) W^T off symmetric action bounds "
+                f"[-h, h]: env.action_bounds {list(bounds)} are not"
+            )
 
 
 def _history(folder: Path, seed: int, high: Array, k_star: Array) -> list[tuple[int, float]]:
@@ -120,14 +136,22 @@ def run_lqr_experiment(
     from ddpglab.training import Trainer
 
     check_lqr_config(config)
-    probe = make_env(config.env.id, config.env.max_episode_steps)
+    probe = make_env(config.env.id, config.env.max_episode_steps, config.env.kwargs)
     env: LQREnv = probe.unwrapped  # type: ignore[assignment]
-    high = probe.action_space.high.astype(np.float64)
+    try:  # the actor's [-1, 1] is rescaled to these, as the trainer does
+        high = action_bounds(probe.action_space, config.env.action_bounds)[1].astype(np.float64)
+    finally:
+        probe.close()
     problem = env.problem(config.agent.gamma)
-    probe.close()
     k_star, _ = riccati(problem)
     horizon = config.env.max_episode_steps
-    optimal = gain_return(config.env.id, k_star, eval_episodes, eval_seed, horizon)
+
+    def returns_of(gain: Array) -> Array:
+        return gain_return(
+            config.env.id, gain, eval_episodes, eval_seed, horizon, config.env.kwargs
+        )
+
+    optimal = returns_of(k_star)
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ddpglab-lqr-") as tmp:
@@ -140,7 +164,7 @@ def run_lqr_experiment(
             gain = actor_gain(final[k], high)
             start_error = relative_error(actor_gain(initial[k], high), k_star)
             history = [(0, start_error), *_history(Path(tmp), seed, high, k_star)]
-            returns = gain_return(config.env.id, gain, eval_episodes, eval_seed, horizon)
+            returns = returns_of(gain)
             members.append(
                 MemberResult(
                     seed=seed,

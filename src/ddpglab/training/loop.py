@@ -78,7 +78,10 @@ class Trainer:
         if config.train.torch_threads is not None:
             torch.set_num_threads(config.train.torch_threads)
         self.device = training_device(config.train.device)
-        self.envs = MemberEnvs(config.env.id, self.seeds, config.env.max_episode_steps)
+        env = config.env
+        self.envs = MemberEnvs(
+            env.id, self.seeds, env.max_episode_steps, env.kwargs, env.action_bounds
+        )
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
         try:  # the device is checked above: it is this trainer's before its envs are made
             preflight(config, dims=(obs_dim, act_dim), check_device=False)
@@ -100,6 +103,7 @@ class Trainer:
             obs_dim,
             self.envs.low,
             self.envs.high,
+            config.env.kwargs,
         )
         self.recorder = Recorder(config, store, self.out_dir, obs_dim, act_dim)
         k_members = len(self.seeds)

@@ -127,6 +127,8 @@ class Recorder:
             actor_kind=cfg.agent.actor,
             max_episode_steps=cfg.env.max_episode_steps,
             actor_state=actor.member_state(k),
+            env_kwargs=cfg.env.kwargs,
+            action_bounds=cfg.env.model_dump(mode="json")["action_bounds"],
         )
 
     def fail_run(self, k: int, message: str) -> None:
