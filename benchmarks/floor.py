@@ -12,6 +12,7 @@ the floor at fp32's GEMM rate and at bf16's.
 
     python benchmarks/floor.py [--members 1,30] [--threads 1] [--updates 300] [--steps 2000]
                                [--precision fp32,bf16] [--rounds 1] [--device cpu|cuda]
+                               [--gemm-size 2048]
 
 On a GPU (``--device cuda``) the floor's rate is that of the same product on the GPU, and
 every timing waits for the GPU to finish (``torch.cuda.synchronize``).
@@ -186,6 +187,9 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp32,bf16")
     parser.add_argument("--rounds", type=int, default=1, help="alternations of the precisions")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--gemm-size", type=int, default=2048, help="n of the n x n product the floor's rate is of"
+    )
     parser.add_argument("--preset", default="pendulum-2023")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
@@ -195,8 +199,8 @@ def main() -> None:
 
     device = torch.device(args.device)
     rates = {
-        "fp32": gemm_rate(args.threads, device),
-        "bf16": gemm_rate(args.threads, device, dtype=torch.bfloat16),
+        "fp32": gemm_rate(args.threads, device, args.gemm_size),
+        "bf16": gemm_rate(args.threads, device, args.gemm_size, dtype=torch.bfloat16),
     }
     overrides = dict(parse_override(item) for item in args.set)
     rows = []
@@ -267,7 +271,7 @@ def print_tables(rows: list[dict], by_hand: dict[str, int], rates: dict[str, flo
     print(f"  {'total':<48} {sum(by_hand.values()) / 1e6:8.2f} MFLOP")
     where = f"{args.device}, {args.threads} thread(s)"
     for name, rate in rates.items():
-        print(f"GEMM 2048^2 {name} on {where}: {rate / 1e9:.1f} GFLOP/s")
+        print(f"GEMM {args.gemm_size}^2 {name} on {where}: {rate / 1e9:.1f} GFLOP/s")
     print(
         "\n| K | precision | member-updates/s | update / fp32 floor | update / bf16 floor "
         "| member-steps/s | step / fp32 floor | step / bf16 floor |"
