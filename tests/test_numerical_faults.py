@@ -1,5 +1,6 @@
 """Numerical faults: a NaN or Inf stops only the member it struck, with a message naming
-the member, the env step and the quantity; gradient clipping is per member.
+the member, the env step and the quantity, also where the losses are looked at only every N
+updates (``train.finite_check_every``); gradient clipping is per member.
 
 ``PoisonedPendulum`` is also what tests/test_replay_contract.py poisons every strategy with."""
 
@@ -10,14 +11,18 @@ import sqlite3
 from contextlib import closing
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
-from cli_support import FAST, run_cli
+from cli_support import FAST, assert_refused, run_cli
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from ddpglab.agent import clip_grad_norm_per_member
+from ddpglab.agent import UpdateStats, clip_grad_norm_per_member
+from ddpglab.config import same_run_config
+from ddpglab.state_files import load_state
 from ddpglab.store import ResultsStore
-from ddpglab.training import Trainer
+from ddpglab.training import STATE_FILE, Trainer
+from ddpglab.training.faults import GPU_CHECK_EVERY, UpdateWatch, check_every
 
 POISON_AT = 20  # the env step (of its first episode) at which the reward turns NaN
 
@@ -43,9 +48,20 @@ class PoisonedPendulum(PendulumEnv):
         return obs, reward, terminated, truncated, info
 
 
+class StrictPendulum(PendulumEnv):
+    """Pendulum that refuses a NaN or infinite action, as an env with assertions may."""
+
+    def step(self, action):
+        if not np.isfinite(action).all():
+            raise ValueError(f"non-finite action {action}")
+        return super().step(action)
+
+
 if "PoisonedPendulum-v0" not in gym.registry:
     gym.register("PoisonedPendulum-v0", PoisonedPendulum, max_episode_steps=30)
+    gym.register("StrictPendulum-v0", StrictPendulum, max_episode_steps=200)
 ENV_ID = "test_numerical_faults:PoisonedPendulum-v0"
+STRICT_ENV_ID = "test_numerical_faults:StrictPendulum-v0"
 
 
 def test_a_resumed_run_keeps_the_failure_of_a_member_stopped_before_the_state(
@@ -120,3 +136,157 @@ def test_clipping_changes_training_only_where_gradients_exceed_the_bound(tiny_co
     tight = Trainer(tiny_config(**{"agent.max_grad_norm": 1e-3})).run().members[0].returns
     assert loose == plain
     assert tight != plain
+
+
+# -- looking at the losses every N updates (train.finite_check_every) ---------------------------
+
+
+def blown_up(trainer: Trainer, k: int) -> Trainer:
+    """``trainer`` with member k's critic at infinity: its first update's numbers are not
+    finite (with finite actions until its actor has taken a step)."""
+    with torch.no_grad():
+        trainer.agent.critic.weights[0][k].fill_(math.inf)
+    return trainer
+
+
+def update_stats(critic_loss, actor_loss, mean_q) -> UpdateStats:
+    values = [torch.tensor(v, dtype=torch.float32) for v in (critic_loss, actor_loss, mean_q)]
+    return UpdateStats(*values, td_error=torch.zeros(len(critic_loss), 4))
+
+
+def test_the_default_look_is_after_every_update_on_the_cpu_and_every_100_on_a_gpu():
+    assert check_every(None, torch.device("cpu")) == 1
+    assert check_every(None, torch.device("cuda")) == check_every(None, torch.device("cuda:1"))
+    assert check_every(None, torch.device("cuda")) == GPU_CHECK_EVERY == 100
+    assert check_every(7, torch.device("cpu")) == check_every(7, torch.device("cuda")) == 7
+
+
+def test_a_look_names_each_members_first_nonfinite_update_and_forgets_what_it_saw():
+    watch = UpdateWatch(members=3, every=4, device=torch.device("cpu"))
+    nan, inf = math.nan, math.inf
+    updates = [  # (critic loss, actor loss, Q) of members 0, 1, 2; member 1 breaks at the 2nd
+        ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [2.0, 2.0, 2.0]),
+        ([1.0, 3.0, 1.0], [0.0, -inf, 0.0], [2.0, 2.0, 2.0]),
+        ([1.0, nan, 1.0], [0.0, nan, 0.0], [2.0, nan, inf]),  # member 2 breaks at the 3rd
+        ([1.0, nan, nan], [0.0, nan, nan], [2.0, nan, nan]),
+    ]
+    due = [
+        watch.add(np.array([10 + u, 20 + u, 30 + u]), update_stats(*v))
+        for u, v in enumerate(updates)
+    ]
+    assert due == [False, False, False, True]
+    fault = watch.look()
+    assert fault is not None and fault.struck.tolist() == [False, True, True]
+    assert fault.message(1, seed=5) == "member 1 (seed 5): actor loss is inf at env step 21"
+    assert fault.message(2, seed=6) == "member 2 (seed 6): Q is inf at env step 32"
+    assert watch.look() is None  # forgotten: the next look sees only later updates
+    watch.add(np.zeros(3, dtype=np.int64), update_stats(*updates[0]))
+    assert watch.look() is None
+
+
+@pytest.mark.parametrize(
+    ("every", "updates_per_step", "looked_after"),
+    [
+        (2, 3, 2),  # the look due after 2 updates finds it
+        (5, 1, 1),  # its broken actor's next action (NaN) makes the trainer look, and its
+        # env never sees that action
+    ],
+)
+def test_a_member_struck_between_looks_is_failed_alone_with_the_message_of_its_first_update(
+    tiny_config, every, updates_per_step, looked_after
+):
+    setup = {
+        "env.id": STRICT_ENV_ID,
+        "train.seeds": [0, 1, 2],
+        "train.episodes": 2,
+        "env.max_episode_steps": 30,
+        "agent.updates_per_step": updates_per_step,
+    }
+    clean = Trainer(tiny_config(**setup))
+    clean_summary = clean.run()
+    reference = blown_up(Trainer(tiny_config(**setup)), 1).run().members[1].error
+    assert reference is not None and "critic loss" in reference  # looked at every update
+    trainer = blown_up(Trainer(tiny_config(**setup, **{"train.finite_check_every": every})), 1)
+    assert trainer.update_watch.every == every
+    updates_when_failed = []
+    fail = trainer._fail_nonfinite
+
+    def note_the_updates(fault):
+        updates_when_failed.append(trainer.learning.total_updates)
+        fail(fault)
+
+    trainer._fail_nonfinite = note_the_updates
+    summary = trainer.run()
+    assert summary.members[1].error == reference  # its first non-finite update, named
+    assert summary.members[1].episodes == 0  # nothing of it recorded
+    assert updates_when_failed[0] == looked_after  # its first update broke it
+    for k in (0, 2):  # the others never noticed, bit for bit
+        assert summary.members[k].error is None
+        assert summary.members[k].returns == clean_summary.members[k].returns
+        ours, alone = trainer.agent.actor.member_state(k), clean.agent.actor.member_state(k)
+        for name, value in ours.items():
+            torch.testing.assert_close(value, alone[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"train.episodes": 2},  # the episode end looks before it records
+        {"train.steps": 25, "train.episodes": None},  # the budget's end looks before it evaluates
+    ],
+)
+def test_a_member_struck_between_looks_records_nothing(tiny_config, budget):
+    # The actor never updates (policy_delay), so only the critic's numbers break, and the
+    # look due after 10^4 updates never comes.
+    setup = {
+        **budget,
+        "train.seeds": [0, 1],
+        "env.max_episode_steps": 30,
+        "agent.policy_delay": 10_000,
+    }
+    reference = blown_up(Trainer(tiny_config(**setup)), 1).run().members[1].error
+    config = tiny_config(**setup, **{"train.finite_check_every": 10_000})
+    summary = blown_up(Trainer(config), 1).run()
+    struck, other = summary.members[1], summary.members[0]
+    assert reference is not None and struck.error == reference
+    assert (struck.episodes, struck.returns, struck.eval_return) == (0, [], None)
+    assert other.error is None and other.eval_return is not None
+
+
+@pytest.mark.parametrize("kind", ["prioritized", "lap"])
+def test_a_member_struck_between_looks_leaves_its_sum_tree_finite(tiny_config, kind):
+    config = tiny_config(
+        **{"replay.kind": kind, "train.seeds": [0, 1], "train.finite_check_every": 5}
+    )
+    trainer = blown_up(Trainer(config), 1)
+    summary = trainer.run()
+    assert summary.members[1].error is not None and summary.members[0].error is None
+    assert np.isfinite(trainer.buffer.trees.tree).all()
+    assert np.isfinite(trainer.buffer.max_priority).all()
+
+
+def test_a_state_is_saved_only_after_a_look_at_the_updates_not_yet_looked_at(tiny_config, tmp_path):
+    config = tiny_config(**{"train.seeds": [0, 1], "train.finite_check_every": 5})
+    trainer = Trainer(config, tmp_path)
+    broken = update_stats([0.5, math.nan], [0.0, math.nan], [1.0, math.nan])
+    trainer.update_watch.add(np.array([40, 40]), broken)
+    trainer.save_state()
+    assert trainer.failed.tolist() == [False, True]
+    assert trainer.members[1].error == "member 1 (seed 1): critic loss is nan at env step 40"
+    assert load_state(tmp_path / STATE_FILE)["failed"].tolist() == [False, True]
+    trainer.envs.close()
+    trainer.evaluator.close()
+
+
+def test_a_check_interval_below_one_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", *FAST, "--set", "train.finite_check_every=0", "--out", str(out)]
+    rc, _, err = run_cli(argv, capsys)
+    assert_refused(rc, err, out, "train.finite_check_every")
+
+
+def test_a_state_resumes_under_another_check_interval(tiny_config):
+    # Looks come before every save, so a state holds nothing pending: N may change (a run
+    # saved on a GPU, every 100, resumes on the CPU, every 1).
+    saved = tiny_config(**{"train.finite_check_every": 100}).model_dump(mode="json")
+    assert same_run_config(saved, tiny_config().model_dump(mode="json"))

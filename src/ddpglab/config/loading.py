@@ -90,9 +90,9 @@ def same_run_config(
     saved: dict[str, Any], current: dict[str, Any], budget_may_grow: bool = False
 ) -> bool:
     """Whether a saved state's config is the current one, up to the torch thread count, the
-    device and keep_state (which change speed or what is kept, not what is trained: a run
-    may resume elsewhere); with ``budget_may_grow``, also up to a larger budget of the same
-    kind (a finished run continued, see :func:`budget_grew`).
+    device, finite_check_every and keep_state (which change speed or what is kept, not what
+    is trained: a run may resume elsewhere); with ``budget_may_grow``, also up to a larger
+    budget of the same kind (a finished run continued, see :func:`budget_grew`).
 
     A key the saved config lacks counts as its default: a state saved before the key
     existed (replay.combined, a strategy added since) trained exactly what the default
@@ -104,7 +104,7 @@ def same_run_config(
         return False
 
     def comparable(config: dict[str, Any]) -> dict[str, Any]:
-        ignored = ("torch_threads", "device", "keep_state")
+        ignored = ("torch_threads", "device", "finite_check_every", "keep_state")
         if budget_may_grow:
             ignored += BUDGETS
         return {**config, "train": {**config["train"], **dict.fromkeys(ignored)}}

@@ -354,6 +354,16 @@ class TrainConfig(_Section):
         description="where networks, optimiser state and stored transitions live: cpu, "
         "cuda or cuda:N",
     )
+    finite_check_every: int | None = Field(
+        None,
+        gt=0,
+        description="look at each member's critic loss, actor loss and Q every N updates "
+        "(unset: 1 on the CPU, 100 on a GPU, where each look waits for the device); also at "
+        "every episode end, state save and non-finite action. With N > 1 a member whose "
+        "numbers went NaN or Inf is failed up to N-1 updates later, with the message of its "
+        "first non-finite update; in between it trains and steps only its own (broken) "
+        "networks, env and buffer, and nothing of it reaches the store",
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:

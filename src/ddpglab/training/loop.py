@@ -30,10 +30,11 @@ from ddpglab.state_files import load_state, save_state
 from ddpglab.store import EpisodeRow, ResultsStore
 from ddpglab.summary import LearningStats, MemberSummary, TrainSummary, ValueTracker
 from ddpglab.training.faults import (
-    env_output_finite,
-    fault_message,
+    Fault,
+    UpdateWatch,
+    check_every,
+    env_fault,
     finite_or_none,
-    first_nonfinite,
     zero_nonfinite,
 )
 from ddpglab.training.recorder import Recorder
@@ -113,6 +114,8 @@ class Trainer:
         self.failed = np.zeros(k_members, dtype=bool)  # stopped by a NaN or Inf
         self.env_steps = np.zeros(k_members, dtype=np.int64)
         self.learning = LearningStats(k_members, self.device)
+        every = check_every(config.train.finite_check_every, self.device)
+        self.update_watch = UpdateWatch(k_members, every, self.device)
         self.values = ValueTracker(k_members, config.agent.gamma)
         self.step = 0  # env steps taken in lockstep (each member's budget counts its own)
         self.state_saved_at = 0  # mean episodes per member at the latest state save
@@ -130,6 +133,8 @@ class Trainer:
                 [rng.uniform(-1.0, 1.0, act_dim) for rng in self.random_action_rngs]
             ).astype(np.float32)
         actions = np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
+        if not np.isfinite(actions[~self.failed]).all():
+            self._check_finite_updates()  # a member's actor broke: fail it before its env steps
         actions[self.failed] = 0.0  # a failed member's policy may be NaN; its env need not be
         return actions
 
@@ -157,8 +162,10 @@ class Trainer:
         restore_full_state(self, state)
 
     def save_state(self) -> None:
-        """Write :meth:`state_dict` to ``state_path`` atomically (nothing without a path)."""
+        """Write :meth:`state_dict` to ``state_path`` atomically (nothing without a path),
+        after a look at the updates not yet checked: a state holds no pending fault."""
         if self.state_path is not None:
+            self._check_finite_updates()
             save_state(self.state_path, self.state_dict())
 
     def resume(self) -> bool:
@@ -260,6 +267,7 @@ class Trainer:
                 if self._stop_signal is not None:
                     self.save_state()
                     raise TrainingInterrupted(self._stop_signal, self.state_path)
+        self._check_finite_updates()
 
         wall = time.perf_counter() - self.started_at
         total_steps = sum(m.env_steps for m in self.members)
@@ -282,42 +290,42 @@ class Trainer:
         batch = self.buffer.sample(batch_size)
         stats = self.agent.update(batch)
         self.learning.add(stats.critic_loss, stats.mean_q)
-        finite = (
-            stats.critic_loss.isfinite() & stats.actor_loss.isfinite() & stats.mean_q.isfinite()
-        )
-        if not finite.all():
-            self._fail_nonfinite(
-                ~finite.cpu().numpy(),
-                {
-                    "critic loss": stats.critic_loss,
-                    "actor loss": stats.actor_loss,
-                    "Q": stats.mean_q,
-                },
-            )
+        if self.update_watch.add(self.env_steps, stats):
+            self._check_finite_updates()
         if self.buffer.needs_priorities:
             td_error = stats.td_error.cpu().numpy()
-            td_error[self.failed] = 0.0  # keeps a failed member's sum tree finite
+            # Keeps the sum trees finite: of a failed member, and of one struck since the
+            # latest look (finite_check_every > 1), whose TD errors may be NaN.
+            td_error[self.failed] = 0.0
+            zero_nonfinite(td_error)
             self.buffer.update_priorities(batch.indices, td_error)
 
     # -- faults -----------------------------------------------------------------------------
 
+    def _check_finite_updates(self) -> None:
+        """Look at the losses and Q of the updates since the latest look (every
+        ``train.finite_check_every`` updates, and before anything of a member is recorded
+        or saved): a member whose numbers went NaN or Inf is failed."""
+        fault = self.update_watch.look()
+        if fault is not None:
+            self._fail_nonfinite(fault)
+
     def _check_finite_env(self, obs: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray) -> None:
         """A non-finite reward or observation fails its member; the values are zeroed in place
         so that replay structures (reward bins, strata) stay finite for every member."""
-        finite = env_output_finite(next_obs, rewards)
-        if finite.all():
+        fault = env_fault(next_obs, rewards, self.env_steps)
+        if fault is None:
             return
-        quantities = {"reward": rewards, "observation": np.abs(next_obs).max(axis=1)}
-        self._fail_nonfinite(~finite, quantities)
+        self._check_finite_updates()  # an update that broke the member earlier is named first
+        self._fail_nonfinite(fault)
         zero_nonfinite(obs, next_obs, rewards)
 
-    def _fail_nonfinite(self, struck: np.ndarray, quantities: dict[str, Any]) -> None:
-        """Stop the members ``struck`` (K,) that have not failed yet, naming the first
-        non-finite quantity of each; the others go on."""
-        for k in np.flatnonzero(struck & ~self.failed):
-            name, value = first_nonfinite(quantities, k)
+    def _fail_nonfinite(self, fault: Fault) -> None:
+        """Stop the members the fault struck that have not failed yet, naming the first
+        non-finite quantity of each and its env step; the others go on."""
+        for k in np.flatnonzero(fault.struck & ~self.failed):
             member = self.members[k]
-            message = fault_message(k, member.seed, name, value, self.env_steps[k])
+            message = fault.message(k, member.seed)
             member.error = message
             self.failed[k], self.active[k] = True, False
             print(f"ddpglab: warning: {message}; the other members go on", file=sys.stderr)
@@ -327,6 +335,7 @@ class Trainer:
 
     def _end_episodes(self, ended: np.ndarray, terminated: np.ndarray) -> None:
         """Record the episodes that just ended, then evaluate, checkpoint or finish members."""
+        self._check_finite_updates()  # a member struck since the latest look records nothing
         budget = self.config.train.episodes
         eval_every, ckpt_every = self.config.train.eval_every, self.config.train.checkpoint_every
         rows, to_eval, finished, recorded = [], [], [], []
@@ -385,6 +394,8 @@ class Trainer:
 
     def _finish(self, members: list[int]) -> None:
         """Members that spent their budget: final evaluation and actor file, then inactive."""
+        self._check_finite_updates()
+        members = [k for k in members if not self.failed[k]]  # struck since the latest look
         for k in members:
             self.members[k].env_steps = int(self.env_steps[k])
             self.active[k] = False
