@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ddpglab.envs import make_env, rescale_action
+from ddpglab.envs import MemberEnvs, make_env, rescale_action
 from ddpglab.seeding import derive_seed
 
 
@@ -46,6 +46,19 @@ class MemberEvaluator:
         self.seeds, self.obs_dim = list(seeds), obs_dim
         self.low, self.high = low, high
         self._rng_states: dict[int, Any] = {}  # member -> its stream, where the next episode starts
+
+    @classmethod
+    def beside(cls, envs: MemberEnvs) -> MemberEvaluator:
+        """An evaluator of the members of ``envs``: their env, time limit, kwargs and bounds."""
+        return cls(
+            envs.env_id,
+            envs.max_episode_steps,
+            envs.seeds,
+            envs.obs_dim,
+            envs.low,
+            envs.high,
+            envs.env_kwargs,
+        )
 
     def returns(
         self, act: Callable[[np.ndarray], np.ndarray], members: list[int], episodes: int

@@ -4,7 +4,8 @@ A :class:`Config` is validated once, at the edge (CLI or Python API); code insid
 library trusts it. Every validation problem surfaces as a :class:`ConfigError` whose
 message is one line that names the offending key.
 
-The package holds one idea per module: ``sections`` (the pydantic models), ``overrides``
+The package holds one idea per module: ``sections`` (the pydantic models), ``fields``
+(which keys a section holds), ``overrides``
 (dotted keys: parsing, applying, flattening, the budget rule), ``yaml_files`` (reading
 what users write, with one-line errors) and ``loading`` (presets, files, validation,
 ``load_config``, ``to_yaml``). Everything public is importable from ``ddpglab.config``.
@@ -12,6 +13,7 @@ Importing it does not import torch: the replay registry is consulted by validati
 """
 
 from ddpglab.config.errors import ConfigError
+from ddpglab.config.fields import section_fields, section_type
 from ddpglab.config.loading import (
     BUDGETS,
     budget_grew,
@@ -41,8 +43,6 @@ from ddpglab.config.sections import (
     ReplayConfig,
     TrainConfig,
     WindowConfig,
-    section_fields,
-    section_type,
 )
 from ddpglab.config.yaml_files import SpecLoader, parse_yaml, read_yaml_file, yaml_mapping
 

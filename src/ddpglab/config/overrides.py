@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel
 
 from ddpglab.config.errors import ConfigError
-from ddpglab.config.sections import Config, section_fields, section_type
+from ddpglab.config.fields import section_fields, section_type
+from ddpglab.config.sections import Config
 
 #: The alternative training budgets, each the other's (in ``train``).
 BUDGETS = (("steps", "episodes"), ("episodes", "steps"))

@@ -9,7 +9,7 @@ configs is in :mod:`ddpglab.config.loading` and :mod:`ddpglab.config.overrides`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 
@@ -248,7 +247,7 @@ class ReplayConfig(_Section):
         # reported first, as a bad field would be.
         given = dict(self.__pydantic_extra__ or {})
         sections: dict[str, BaseModel] = {}
-        for kind, params in _strategy_sections().items():
+        for kind, params in strategy_sections().items():
             try:
                 sections[kind] = params.model_validate(given.pop(kind, {}))
             except ValidationError as err:
@@ -272,29 +271,6 @@ class ReplayConfig(_Section):
         return self
 
 
-def section_fields(section: type[BaseModel]) -> dict[str, FieldInfo]:
-    """The keys a config section holds, by name: its fields, and for ``replay`` one section
-    per strategy with parameters (``replay.<kind>``), which the registry supplies."""
-    fields = dict(section.model_fields)
-    if issubclass(section, ReplayConfig):
-        fields.update(
-            (kind, FieldInfo.from_annotation(params))
-            for kind, params in _strategy_sections().items()
-        )
-    return fields
-
-
-def section_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The config section a field holds, if any, and whether it may be None (off)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    args = get_args(annotation)
-    sections = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-    if len(sections) == 1 and type(None) in args:
-        return sections[0], True
-    return None, False
-
-
 def _replay_params() -> dict[str, type[BaseModel] | None]:
     """Each registered replay kind, in listing order, with its ``Params`` (None: it has none)."""
     # imported here: the replay package pulls in torch, which the CLI loads only to train
@@ -303,7 +279,7 @@ def _replay_params() -> dict[str, type[BaseModel] | None]:
     return {kind: cls.Params for kind, cls in strategies().items()}
 
 
-def _strategy_sections() -> dict[str, type[BaseModel]]:
+def strategy_sections() -> dict[str, type[BaseModel]]:
     """The ``replay.<kind>`` sections: each kind that has parameters, with its ``Params``."""
     return {kind: params for kind, params in _replay_params().items() if params is not None}
 

@@ -97,15 +97,7 @@ class Trainer:
         )
         self.noise = make_noise(config.noise, act_dim, self.seeds)
         self.random_action_rngs = member_rngs(self.seeds, "random_actions")
-        self.evaluator = MemberEvaluator(
-            config.env.id,
-            config.env.max_episode_steps,
-            self.seeds,
-            obs_dim,
-            self.envs.low,
-            self.envs.high,
-            config.env.kwargs,
-        )
+        self.evaluator = MemberEvaluator.beside(self.envs)
         self.recorder = Recorder(config, store, self.out_dir, obs_dim, act_dim)
         k_members = len(self.seeds)
         self.members = [MemberSummary(seed=s) for s in self.seeds]
