@@ -10,7 +10,7 @@
     a shared VM drift by 10-30 % between runs a minute apart.
 
     python benchmarks/replay_sampling.py [--part a|b|both] [--ops 2000] [--steps 1500]
-        [--rounds 5] [--threads N]
+        [--rounds 5] [--threads N] [--kinds lap,geometric,...]
 
 Pre-filling writes the storage arrays directly (rewards spread like Pendulum's, in
 [-16, 0]) and then rebuilds each strategy's index the way it would stand after adding
@@ -144,12 +144,12 @@ def training_steps_per_s(variant: str, steps: int, threads: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def part_b(steps: int, rounds: int, threads: int) -> list[dict]:
+def part_b(steps: int, rounds: int, threads: int, kinds: list[str]) -> list[dict]:
     """Each strategy against uniform in pairs: per round, one run of each back to back
     (which goes first alternates), so both meet the same drift of the machine; the ratio
     of the pair is the measurement, its median over rounds the figure."""
     rows = []
-    for variant in [v for v in VARIANTS if v != "uniform"]:
+    for variant in [v for v in kinds if v != "uniform"]:
         ratios, uniform_rates, rates = [], [], []
         for r in range(rounds):
             pair = ("uniform", variant) if r % 2 == 0 else (variant, "uniform")
@@ -179,13 +179,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="env steps per training run (b)")
     parser.add_argument("--rounds", type=int, default=5, help="pairs with uniform per strategy (b)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--kinds", default=",".join(VARIANTS), help="variants paired with uniform in (b)"
+    )
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    if unknown := set(kinds) - set(VARIANTS):
+        parser.error(f"--kinds: unknown {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
     print(json.dumps({"torch_threads": args.threads, "cores": os.cpu_count()}))
     if args.part in ("a", "both"):
         part_a(args.ops)
     if args.part in ("b", "both"):
-        part_b(args.steps, args.rounds, args.threads)
+        part_b(args.steps, args.rounds, args.threads, kinds)
 
 
 if __name__ == "__main__":

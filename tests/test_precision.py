@@ -104,17 +104,15 @@ def same_bits(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
-@pytest.mark.parametrize("agent", [{}, TD3], ids=["ddpg", "td3"])
-def test_a_seed_trains_to_the_same_bits_in_bf16_alone_and_in_groups(agent):
-    results = {
-        name: what_the_seed_gives(seeds, {**agent, **BF16}) for name, seeds in GROUPS.items()
-    }
-    alone = results.pop("alone")
-    for name, result in results.items():
-        assert same_bits(result, alone), f"bf16: the seed trained differently in a {name}"
-    again = what_the_seed_gives(GROUPS["alone"], {**agent, **BF16})
+def test_a_seed_trains_to_the_same_bits_in_bf16_alone_and_in_a_group():
+    # TD3 runs every product DDPG does, and the twin critics' and smoothing's besides.
+    bf16 = {**TD3, **BF16}
+    alone = what_the_seed_gives(GROUPS["alone"], bf16)
+    grouped = what_the_seed_gives(GROUPS["group of 8"], bf16)
+    assert same_bits(grouped, alone), "bf16: the seed trained differently in a group of 8"
+    again = what_the_seed_gives(GROUPS["alone"], bf16)
     assert same_bits(again, alone), "bf16 is not deterministic"
-    fp32 = what_the_seed_gives(GROUPS["alone"], agent)
+    fp32 = what_the_seed_gives(GROUPS["alone"], TD3)
     assert not same_bits(fp32, alone), "bf16 trained to fp32's bits: it was not in effect"
 
 
