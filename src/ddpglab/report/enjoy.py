@@ -20,6 +20,7 @@ import numpy as np
 from ddpglab.actor_file import load_actor, read_actor_file
 from ddpglab.config import ConfigError
 from ddpglab.report.animate import run_checkpoints
+from ddpglab.report.offscreen import make_offscreen_env
 
 RENDER_MODES = ("human", "rgb_array", "none")
 
@@ -109,10 +110,13 @@ def play_episodes(
     if render not in RENDER_MODES:
         raise ConfigError(f"unknown render mode '{render}'; choose from {', '.join(RENDER_MODES)}")
     actor = load_actor(policy.path, policy.actor_kind)
-    if render != "human":
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
-    mode = None if render == "none" else render
-    env = make_env(policy.env_id, policy.max_episode_steps, render_mode=mode)
+    if render == "rgb_array":
+        env = make_offscreen_env(policy.env_id, policy.max_episode_steps)
+    else:
+        if render == "none":
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
+        mode = None if render == "none" else render
+        env = make_env(policy.env_id, policy.max_episode_steps, render_mode=mode)
     low, high = action_bounds(env.action_space)
     try:
         obs = _first_reset(env, reset_seed, render)
