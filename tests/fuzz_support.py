@@ -36,12 +36,13 @@ import yaml
 from cli_support import assert_refused, run_cli
 from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
+from mujoco_support import RUNNABLE_PRESETS
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 import ddpglab.run_folder
 import ddpglab.study.runner
-from ddpglab.config import Config, preset_names, section_fields
+from ddpglab.config import Config, section_fields
 from ddpglab.replay import strategies
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -241,7 +242,8 @@ GOOD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "replay.stratified.good_ratio": st.floats(0.0, 1.0),
     "train.eval_every": st.integers(0, 100),
 }
-PRESETS = preset_names()
+# Those whose env this machine can make: the MuJoCo presets need the mujoco extra.
+PRESETS = RUNNABLE_PRESETS
 
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:

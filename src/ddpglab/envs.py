@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,46 @@ if "ddpglab/LQR-v0" not in gym.registry:
     gym.register(
         "ddpglab/LQR-v0", entry_point="ddpglab.theory.lqr_env:LQREnv", max_episode_steps=100
     )
+
+
+def is_mujoco_env(env_id: str) -> bool:
+    """Whether ``env_id`` names one of gymnasium's MuJoCo envs (Hopper-v5, ...), read from its
+    registered entry point without importing it; False for an id gymnasium does not know."""
+    try:
+        entry_point = gym.spec(env_id).entry_point
+    except (gym.error.Error, ValueError, TypeError):
+        return False
+    module = entry_point if isinstance(entry_point, str) else entry_point.__module__
+    return module.startswith("gymnasium.envs.mujoco")
+
+
+def load_mujoco() -> None:
+    """Import MuJoCo for one of its envs, refusing in one line where it cannot be imported,
+    and send its C-level warnings through Python's ``warnings``.
+
+    MuJoCo prints warnings straight to stderr, and each fresh env instance (one per
+    episode, see :class:`MemberEnvs`) compiles its model again: gymnasium's HalfCheetah-v5
+    model uses an attribute MuJoCo 3.x and later flag as deprecated, which would print a
+    line per training episode. Python's default filter shows a repeated warning once.
+    """
+    try:
+        import mujoco
+    except ImportError:
+        raise ConfigError(
+            "MuJoCo envs need the mujoco extra: pip install 'ddpglab[mujoco]'"
+        ) from None
+    except Exception as err:  # its import loads the OpenGL backend that MUJOCO_GL names
+        backend = os.environ.get("MUJOCO_GL")
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            f"MuJoCo cannot be imported with MUJOCO_GL={backend!r} ({first_line}); "
+            "unset MUJOCO_GL or install that backend's system library"
+        ) from None
+    mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+def _mujoco_warning(message: str) -> None:
+    warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
 
 
 def make_env(
@@ -35,6 +77,8 @@ def make_env(
     if colon and (not module or ":" in module or module.startswith(".")):
         raise ConfigError(f"malformed env id '{env_id}': expected [module:]name-vN")
     env_kwargs = dict(env_kwargs or {})
+    if not colon and is_mujoco_env(env_id):
+        load_mujoco()
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, **env_kwargs, **options)
     except gym.error.Error as err:

@@ -1,7 +1,8 @@
 """``ddpglab animate DIR``: a run's saved actors played in training order, as GIF and MP4.
 
 Each selected checkpoint plays one deterministic episode (no exploration noise) from the
-same start state, reset with the run's seed, rendered headless (``render_mode="rgb_array"``).
+same start state, reset with the run's seed, rendered headless (``render_mode="rgb_array"``;
+MuJoCo envs through ``MUJOCO_GL``, see :mod:`ddpglab.report.offscreen`).
 A segment has the reset frame and one frame per step, each captioned with the variant,
 seed, the checkpoint's training episode, the return of the episode shown and the step, so
 the video shows how the policy improved. The MP4 keeps the env's resolution; the GIF is
@@ -18,6 +19,7 @@ import numpy as np
 
 from ddpglab.actor_file import load_actor
 from ddpglab.config import ConfigError
+from ddpglab.report.offscreen import make_offscreen_env
 from ddpglab.report.study_data import open_store, variant_label
 
 GIF_WIDTH = 400
@@ -183,8 +185,6 @@ def animate(
     """Write ``animation.gif`` and ``animation.mp4`` into ``to`` (default ``run_dir``)."""
     import json
 
-    from ddpglab.envs import make_env
-
     require_imageio()
     run_dir = Path(run_dir)
     run, label, checkpoints = run_checkpoints(run_dir, variant, seed)
@@ -195,9 +195,9 @@ def animate(
     config = json.loads(run["config_json"])
     limit = max_steps or config.get("env", {}).get("max_episode_steps")
     actor_kind = config.get("agent", {}).get("actor", "mlp")
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: never open a window
     env_config = config.get("env", {})
-    env = make_env(run["env_id"], limit, env_config.get("kwargs"), render_mode="rgb_array")
+    # before anything is written
+    env = make_offscreen_env(run["env_id"], limit, env_config.get("kwargs"))
     bounds = env_config.get("action_bounds")
     out = Path(to) if to is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -258,6 +258,10 @@ def cmd_enjoy(args: argparse.Namespace) -> int:
     from ddpglab.report.enjoy import episode_returns, find_policy
 
     policy = find_policy(args.source, args.variant, args.seed, args.episode)
+    if args.render == "rgb_array":
+        from ddpglab.report.offscreen import prepare_offscreen
+
+        prepare_offscreen(policy.env_id)  # a missing GL library: refused before any output
     print(f"{policy.env_id}: {policy.label}", flush=True)
     returns = []
     for i, ret in enumerate(episode_returns(policy, args.episodes, args.render, args.reset_seed)):

@@ -20,6 +20,7 @@ import numpy as np
 from ddpglab.actor_file import load_actor, read_actor_file
 from ddpglab.config import ConfigError
 from ddpglab.report.animate import run_checkpoints
+from ddpglab.report.offscreen import make_offscreen_env
 
 RENDER_MODES = ("human", "rgb_array", "none")
 
@@ -119,10 +120,13 @@ def play_episodes(
     if render not in RENDER_MODES:
         raise ConfigError(f"unknown render mode '{render}'; choose from {', '.join(RENDER_MODES)}")
     actor = load_actor(policy.path, policy.actor_kind)
-    if render != "human":
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
-    mode = None if render == "none" else render
-    env = make_env(policy.env_id, policy.max_episode_steps, policy.env_kwargs, render_mode=mode)
+    if render == "rgb_array":
+        env = make_offscreen_env(policy.env_id, policy.max_episode_steps, policy.env_kwargs)
+    else:
+        if render == "none":
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # never open a window
+        mode = None if render == "none" else render
+        env = make_env(policy.env_id, policy.max_episode_steps, policy.env_kwargs, render_mode=mode)
     try:
         low, high = action_bounds(env.action_space, policy.action_bounds)
     except ConfigError:
