@@ -12,7 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ddpglab.cli_common import positive_int
+from ddpglab.cli_common import LazyHelp, LazyHelpFormatter, positive_int
 from ddpglab.config import ConfigError
 
 
@@ -36,6 +36,28 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _score_list(text: str) -> list[str]:
+    """An argument type: ``auc`` or ``final,drop``, checked against the report's scores
+    (whose module, numpy and all, is imported only when ``--score`` is given)."""
+    from ddpglab.report.scores import parse_score_list
+
+    try:
+        return parse_score_list(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _scores_help() -> str:
+    """--score's help with every score the report knows (scores.SCORES)."""
+    from ddpglab.report.scores import SCORES
+
+    names = "; ".join(f"{s.name}: {s.title.lower()}" for s in SCORES.values())
+    return (
+        f"scores of a seed that table.md and table.csv report, repeatable or a comma list "
+        f"({names}; default: all, in this order)"
+    )
+
+
 def _add_run_choice(parser: argparse.ArgumentParser) -> None:
     """``--variant`` and ``--seed``: which run of a study folder."""
     parser.add_argument("--variant", help="variant of the run (default: the first run's)")
@@ -52,9 +74,12 @@ def add_parsers(commands) -> None:
         "or of several side by side (--out)",
         description="Writes DIR/report/: curves.png and curves_steps.png (by episode and"
         " by env step), final.png, thresholds.png (stratified variants), diagnostics.png"
-        " (runs that recorded episode values), table.md and table.csv, from"
+        " (runs that recorded episode values), table.md and table.csv (per variant, three"
+        " scores of a seed: final, auc and drop, see --score; each with mean and IQM over"
+        " seeds, 95% bootstrap CIs and P(improvement) over --baseline), from"
         " DIR/results.sqlite alone. With several folders and --out, writes the same files"
         " into --out, each folder a variant named by its folder name or --label.",
+        formatter_class=LazyHelpFormatter,
     )
     report.add_argument(
         "dirs", type=Path, nargs="+", metavar="DIR", help="folder holding results.sqlite"
@@ -84,12 +109,20 @@ def add_parsers(commands) -> None:
     report.add_argument(
         "--last",
         type=positive_int,
-        help="a seed's score: mean return of its last N episodes (50)",
+        help="a seed's final score: mean return of its last N episodes (50)",
+    )
+    report.add_argument(
+        "--score",
+        dest="scores",
+        action="append",
+        type=_score_list,
+        metavar="NAME[,NAME]",
+        help=LazyHelp("scores of a seed that the tables report (default: all)", _scores_help),
     )
     report.add_argument(
         "--window",
         type=positive_int,
-        help="episodes in the rolling mean (10)",
+        help="episodes in the rolling mean of the first crossing and the drop (10)",
     )
     report.add_argument(
         "--bootstrap",
@@ -181,6 +214,8 @@ def add_parsers(commands) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     given = {"last": args.last, "window": args.window, "n_boot": args.bootstrap}
     given = {name: value for name, value in given.items() if value is not None}
+    if args.scores is not None:
+        given["scores"] = [name for names in args.scores for name in names]
     if args.out is None:
         if len(args.dirs) > 1 or args.labels:
             raise ConfigError("a report of several folders (or with --label) needs --out DIR")

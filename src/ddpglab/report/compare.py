@@ -10,9 +10,11 @@ input), and is replaced whole on the next comparison written there.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from ddpglab.config import ConfigError
+from ddpglab.report.scores import select_scores
 from ddpglab.report.study_data import SINGLE_RUN_VARIANT, StudyRuns
 from ddpglab.report.study_report import LAST, N_BOOT, WINDOW, load_counted_runs, write_report_folder
 
@@ -82,13 +84,16 @@ def write_comparison(
     window: int = WINDOW,
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
+    scores: Sequence[str] | None = None,
 ) -> Path:
     """Write the report of several run or study folders into ``out`` and return it.
 
     Raises ConfigError (nothing written) for a folder without a store or without counted
     runs, labels that are not one per folder or not distinct, an ``out`` that would
-    clobber an input or other files, or a ``baseline`` that names no variant.
+    clobber an input or other files, a ``baseline`` that names no variant, or ``scores``
+    that name an unknown score (None: every score).
     """
+    score_names = select_scores(scores)
     out = Path(out)
     chosen = comparison_labels(dirs, labels)
     check_out(out, dirs)
@@ -107,5 +112,6 @@ def write_comparison(
         window,
         n_boot,
         extra_files={INPUTS_FILE: inputs},
+        scores=score_names,
     )
     return out

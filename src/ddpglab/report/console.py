@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ddpglab.report.study_rows import LAST, mean_of_last
+from ddpglab.report.scores import LAST, mean_of_last
 from ddpglab.summary import TrainSummary
 
 

@@ -1,7 +1,8 @@
 """``ddpglab report DIR``: figures and a statistics table for a study, from the store alone.
 
 Writes ``DIR/report/``: ``curves.png`` (by episode), ``curves_steps.png`` (by env step),
-``final.png``, ``table.md``, ``table.csv``; ``thresholds.png`` when some variant records
+``final.png``, ``table.md`` and ``table.csv`` (the scores of :mod:`ddpglab.report.scores`,
+all three unless ``scores`` chooses); ``thresholds.png`` when some variant records
 stratified thresholds, ``diagnostics.png`` when runs recorded episode values,
 ``replay_stats.png`` and ``recency_entropy.png`` when runs recorded their sampling law at
 episode ends (replay_stats rows; stores written before them have none). The folder
@@ -12,11 +13,13 @@ one intact.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ddpglab.config import ConfigError
 from ddpglab.report import study_figures, study_table
 from ddpglab.report.folder_swap import swap_in, temporary_folder_for
+from ddpglab.report.scores import select_scores
 from ddpglab.report.study_data import StudyRuns, load_study_runs
 from ddpglab.report.study_rows import BOOT_SEED, LAST, default_baseline, table_rows
 
@@ -34,16 +37,21 @@ def write_report(
     window: int = WINDOW,
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
+    scores: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``study_dir/report/`` from the store and return that folder.
+    """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
+    scores table.md and table.csv report (scores.SCORES' names; None: all of them).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
-    counted run, or ``baseline`` names no variant.
+    counted run, ``baseline`` names no variant or ``scores`` an unknown score.
     """
+    score_names = select_scores(scores)
     study_dir = Path(study_dir)
     study = load_counted_runs(study_dir, include_unfinished)
     target = study_dir / "report"
-    write_report_folder(study, target, baseline, solve_threshold, last, window, n_boot)
+    write_report_folder(
+        study, target, baseline, solve_threshold, last, window, n_boot, scores=score_names
+    )
     return target
 
 
@@ -75,26 +83,31 @@ def write_report_folder(
     window: int = WINDOW,
     n_boot: int = N_BOOT,
     extra_files: dict[str, str] | None = None,
+    scores: Sequence[str] | None = None,
 ) -> None:
-    """Write the report of ``study`` (tables, figures, and ``extra_files``: name -> text)
-    into ``target``, built beside it and swapped in whole.
+    """Write the report of ``study`` (tables of ``scores``, figures, and ``extra_files``:
+    name -> text) into ``target``, built beside it and swapped in whole.
 
-    Raises ConfigError (nothing written) when ``baseline`` names no variant.
+    Raises ConfigError (nothing written) when ``baseline`` names no variant or ``scores``
+    an unknown score.
     """
+    score_names = select_scores(scores)
     if baseline is None:
         baseline = default_baseline(study)
     elif baseline not in study.variants():
         raise ConfigError(
             f"unknown baseline variant '{baseline}'; choose from {', '.join(study.variants())}"
         )
-    rows = table_rows(study, baseline, solve_threshold, last, window, n_boot)
+    rows = table_rows(study, baseline, solve_threshold, last, window, n_boot, score_names)
 
     tmp = temporary_folder_for(target)
     try:
         (tmp / "table.md").write_text(
-            study_table.table_markdown(study, rows, baseline, last, window, n_boot, BOOT_SEED)
+            study_table.table_markdown(
+                study, rows, baseline, last, window, n_boot, BOOT_SEED, score_names
+            )
         )
-        (tmp / "table.csv").write_text(study_table.table_csv(rows, last, window))
+        (tmp / "table.csv").write_text(study_table.table_csv(rows, last, window, score_names))
         study_figures.plot_curves(study, tmp / "curves.png", window, n_boot)
         study_figures.plot_curves(study, tmp / "curves_steps.png", window, n_boot, "env steps")
         study_figures.plot_final(rows, tmp / "final.png", last)
