@@ -3,6 +3,8 @@ a store a killed study left empty is used."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_support import assert_refused, run_cli
 from study_support import SMOKE, fast_spec, runs_of, write_spec
@@ -70,3 +72,46 @@ def test_a_store_left_empty_by_a_study_killed_at_its_start_is_used(tmp_path, cap
     rc, _, err = run_cli(["study", str(spec), "--out", str(out), "--quiet", "--no-report"], capsys)
     assert rc == 0, err
     assert [r["status"] for r in runs_of(out)] == ["done", "done"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "mention"),
+    [
+        ("train.precisio=bf16", "unknown config key 'train.precisio'"),
+        ("train.precision=fp8", "train.precision"),
+        ("nonsense", "--set expects dotted.key=value"),
+    ],
+)
+def test_a_bad_study_set_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, setting, mention):
+    out = tmp_path / "study"
+    rc, _, err = run_cli(
+        ["study", str(SMOKE), "--out", str(out), "--quiet", "--set", setting], capsys
+    )
+    assert_refused(rc, err, out, mention)
+
+
+def test_study_set_changes_the_base_and_a_variants_own_set_wins(tmp_path, capsys):
+    spec = write_spec(
+        tmp_path,
+        fast_spec(
+            variants=[
+                {"name": "plain", "set": {}},
+                {"name": "own", "set": {"agent.tau": 0.5}},
+            ]
+        ),
+    )
+    out = tmp_path / "study"
+    args = ["study", str(spec), "--out", str(out), "--quiet", "--no-report"]
+    rc, _, err = run_cli(
+        [*args, "--set", "agent.tau=0.25", "--set", "train.precision=bf16"], capsys
+    )
+    assert rc == 0, err
+    configs = {run["variant"]: json.loads(run["config_json"]) for run in runs_of(out)}
+    assert configs["plain"]["agent"]["tau"] == 0.25
+    assert configs["own"]["agent"]["tau"] == 0.5
+    assert {c["train"]["precision"] for c in configs.values()} == {"bf16"}
+    rc, printed, err = run_cli(
+        [*args, "--set", "agent.tau=0.25", "--set", "train.precision=bf16"], capsys
+    )
+    assert rc == 0, err
+    assert json.loads(printed)["skipped"] == 4, "the same command resumes the study it made"

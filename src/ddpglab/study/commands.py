@@ -12,7 +12,7 @@ from ddpglab.cli_common import add_backend_options, parse_seeds, positive_int
 
 if TYPE_CHECKING:
     from ddpglab.study.runner import StudyResult
-    from ddpglab.study.spec import StudySpec
+    from ddpglab.study.spec import BaseSpec, StudySpec
     from ddpglab.study.variants import Study
 
 
@@ -34,6 +34,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     study.add_argument(
         "--episodes", type=positive_int, metavar="N", help="replace the spec's budget"
+    )
+    study.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value of the spec's base config, e.g. --set train.precision=bf16 "
+        "(repeatable; a variant's own set still wins)",
     )
     study.add_argument(
         "--workers",
@@ -78,6 +87,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     changes: dict = {}
+    if args.overrides:
+        changes["base"] = with_base_overrides(spec, args.overrides)
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     if args.episodes is not None:
@@ -102,6 +113,17 @@ def cmd_study(args: argparse.Namespace) -> int:
     else:
         _print_summary(result)
     return 1 if result.failed else 0
+
+
+def with_base_overrides(spec: StudySpec, overrides: list[str]) -> BaseSpec:
+    """The spec's base with ``--set KEY=VALUE`` overrides merged into its ``set`` (checked as
+    a spec's own keys are)."""
+    from ddpglab.config import parse_override
+    from ddpglab.study.spec import BaseSpec
+
+    base = spec.base.model_dump()
+    base["set"] = {**base["set"], **dict(parse_override(item) for item in overrides)}
+    return BaseSpec.model_validate(base)
 
 
 def run_and_report(
