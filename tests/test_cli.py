@@ -283,3 +283,27 @@ def test_a_ctrl_c_while_building_the_parser_ends_with_status_130(monkeypatch, ca
         pytest.fail("the KeyboardInterrupt escaped main()")
     assert status == 130
     assert err == "ddpglab: interrupted\n"
+
+
+def test_a_ctrl_c_during_a_held_import_lands_after_it(tmp_path, monkeypatch):
+    """torch's import runs Python callbacks from C++ (pybind11): a KeyboardInterrupt raised
+    inside one aborts the process with a C++ message instead of unwinding. Ctrl-C during
+    such an import is held until the import is done, then raised as usual."""
+    import signal
+
+    from ddpglab.run_control import import_holding_sigint
+
+    (tmp_path / "slow_module.py").write_text(
+        "import os, signal\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "for _ in range(1000):\n"
+        "    pass\n"
+        "FINISHED = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        import_holding_sigint("slow_module")
+    assert sys.modules["slow_module"].FINISHED, "the import was cut short"
+    assert signal.getsignal(signal.SIGINT) is before
+    del sys.modules["slow_module"]

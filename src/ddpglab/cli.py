@@ -36,6 +36,7 @@ from ddpglab.config import (
     to_yaml,
 )
 from ddpglab.report import commands as report_commands
+from ddpglab.run_control import import_holding_sigint
 from ddpglab.study import commands as study_commands
 from ddpglab.theory import commands as theory_commands
 from ddpglab.tune import commands as tune_commands
@@ -284,9 +285,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if any(member.error for member in summary.members) else 0
 
 
+#: Commands that train or run a policy: torch is imported before they start, with Ctrl-C
+#: held back during the import (see :func:`ddpglab.run_control.import_holding_sigint`).
+TORCH_COMMANDS = frozenset({"train", "study", "tune", "theory", "enjoy", "animate"})
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command in TORCH_COMMANDS:
+            import_holding_sigint("torch")
         return args.run(args)
     except ConfigError as err:
         print(f"ddpglab: error: {one_line(str(err))}", file=sys.stderr)

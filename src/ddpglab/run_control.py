@@ -4,6 +4,7 @@ stop signals that let the caller save its state before it ends."""
 from __future__ import annotations
 
 import fcntl
+import importlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -47,3 +48,27 @@ def handle_stop_signals(note: Callable[[int], None]) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def import_holding_sigint(*modules: str) -> None:
+    """Import ``modules`` with SIGINT held back until they are in, then raise the Ctrl-C
+    that came meanwhile as a KeyboardInterrupt.
+
+    torch's import runs Python code called from C++ (pybind11); a KeyboardInterrupt raised
+    there cannot unwind through the C++ frames, and the process aborts with "terminate
+    called after throwing an instance of 'pybind11::error_already_set'" instead of ending
+    in one line. Only the main thread handles signals; elsewhere the import runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        for name in modules:
+            importlib.import_module(name)
+        return
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: came.append(signum))
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if came and previous is not signal.SIG_IGN:
+        raise KeyboardInterrupt
