@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first thing to run on a CUDA machine: ddpglab's GPU tests, then member-steps/s at
 # K = 1, 30 and 256 in fp32 and bf16 against the card's measured GEMM rate, one table.
-# About 3 minutes on an H100; nothing is installed but the project itself.
+# Sized to finish within 4 minutes (not yet run on a GPU); nothing is installed but the
+# project and its dependencies, never torch.
 #
 #   bash benchmarks/gpu_check.sh                 # from the repository root
 #   WHEELS=.whl bash benchmarks/gpu_check.sh     # offline: install the deps from wheels
