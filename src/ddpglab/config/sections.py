@@ -108,7 +108,12 @@ class AgentConfig(_Section):
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor")
     tau: float = Field(1e-3, gt=0, le=1, description="soft target update rate")
     batch_size: int = Field(64, gt=0, description="minibatch size per member")
-    updates_per_step: int = Field(1, ge=0, description="gradient updates per env step")
+    updates_per_step: int | float = Field(
+        1,
+        ge=0,
+        description="gradient updates per env step; a fraction spreads them (0.25: one "
+        "every 4th step); replay volume is batch_size x updates_per_step",
+    )
     learning_starts: int = Field(
         0,
         ge=0,

@@ -45,6 +45,7 @@ from ddpglab.training.state import (
     restore_full_state,
     state_save_due,
 )
+from ddpglab.training.update_rate import UpdateRate
 
 
 class Trainer:
@@ -216,7 +217,7 @@ class Trainer:
     def _loop(self) -> TrainSummary:
         cfg = self.config
         budget_steps = cfg.train.steps
-        batch_size, updates_per_step = cfg.agent.batch_size, cfg.agent.updates_per_step
+        batch_size, update_rate = cfg.agent.batch_size, UpdateRate(cfg.agent.updates_per_step)
         self.started_at = time.perf_counter() - self.wall_before
         obs = self.envs.obs
         bar = TrainProgress(self.members, cfg.train.episodes, budget_steps, self.progress)
@@ -238,7 +239,7 @@ class Trainer:
                 self.buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
                 obs = obs_after
                 if len(self.buffer) > batch_size:
-                    for _ in range(updates_per_step):
+                    for _ in range(update_rate.due(step)):
                         self._learn(batch_size)
 
                 ended = np.flatnonzero(terminated | truncated)
