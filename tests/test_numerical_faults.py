@@ -290,3 +290,23 @@ def test_a_state_resumes_under_another_check_interval(tiny_config):
     # saved on a GPU, every 100, resumes on the CPU, every 1).
     saved = tiny_config(**{"train.finite_check_every": 100}).model_dump(mode="json")
     assert same_run_config(saved, tiny_config().model_dump(mode="json"))
+
+
+def test_a_non_finite_action_fails_its_member_before_its_env_receives_it(tiny_config):
+    """An actor can break without a non-finite loss (an optimiser step leaves NaN weights):
+    its action is checked before the env steps, and only its member stops."""
+    config = tiny_config(
+        **{
+            "env.id": STRICT_ENV_ID,
+            "env.max_episode_steps": 30,
+            "train.seeds": [0, 1],
+            "train.episodes": 2,
+            "agent.learning_starts": 0,
+        }
+    )
+    trainer = Trainer(config)
+    with torch.no_grad():
+        trainer.agent.actor.weights[0][1].fill_(float("nan"))  # member 1's first layer
+    summary = trainer.run()  # StrictPendulum raises on a NaN action: the run would die
+    assert summary.members[1].error == "member 1 (seed 1): action is nan at env step 1"
+    assert summary.members[0].error is None and len(summary.members[0].returns) == 2

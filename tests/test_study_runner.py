@@ -301,3 +301,16 @@ def test_seeds_and_episodes_flags_replace_the_specs_and_the_same_command_resumes
     assert episodes == [(1,)]
     code, line, _ = run_cli(argv)  # the changed spec was stored: this resumes, nothing to do
     assert code == 0 and json.loads(line)["skipped"] == len(runs)
+
+
+def test_a_steps_flag_replaces_the_specs_budget(tmp_path):
+    spec = write_spec(tmp_path, fast_spec())
+    out = tmp_path / "study"
+    argv = ["study", str(spec), "--out", str(out), "--seeds", "1", "--steps", "40"]
+    code, _, _ = run_cli([*argv, "--workers", "1", "--threads", "1", "--no-report", "--quiet"])
+    assert code == 0
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT COUNT(*), MAX(env_steps) FROM episodes GROUP BY run_id"
+        ).fetchall()
+    assert rows == [(2, 40)] * 2, "40 env steps of 20-step episodes, not the spec's 3 episodes"

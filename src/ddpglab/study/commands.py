@@ -32,8 +32,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         metavar="N|LIST",
         help="replace the spec's seeds: N (seeds 0..N-1) or a list 1,2,3",
     )
-    study.add_argument(
+    budget = study.add_mutually_exclusive_group()
+    budget.add_argument(
         "--episodes", type=positive_int, metavar="N", help="replace the spec's budget"
+    )
+    budget.add_argument(
+        "--steps", type=positive_int, metavar="N", help="replace the spec's budget, in env steps"
     )
     study.add_argument(
         "--set",
@@ -93,6 +97,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         changes["seeds"] = args.seeds
     if args.episodes is not None:
         changes.update(episodes=args.episodes, steps=None)
+    if args.steps is not None:
+        changes.update(steps=args.steps, episodes=None)
     # The study stored in DIR records the changed spec, so the same command resumes it.
     study = resolve(spec.model_copy(update=changes), args.spec.parent)
     result = run_and_report(

@@ -104,6 +104,17 @@ def env_fault(next_obs: np.ndarray, rewards: np.ndarray, env_steps: np.ndarray) 
     return Fault(~finite, quantities, env_steps)
 
 
+def action_fault(actions: np.ndarray, env_steps: np.ndarray) -> Fault | None:
+    """The members whose action (K, act_dim) is NaN or infinite, before their env receives it
+    (at env step ``env_steps`` + 1, the step it would have taken); None where all are finite.
+    An optimiser step can leave an actor's weights NaN while every loss was finite."""
+    finite = np.isfinite(actions)
+    if finite.all():
+        return None
+    first_bad = actions[np.arange(len(actions)), np.argmin(finite, axis=1)]
+    return Fault(~finite.all(axis=1), {"action": first_bad}, env_steps + 1)
+
+
 def zero_nonfinite(*arrays: np.ndarray) -> None:
     """Replace NaN and +-Inf by 0 in place, so that the replay structures (reward bins,
     strata, sum trees) stay finite for every member after one of them failed."""

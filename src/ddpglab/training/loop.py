@@ -32,6 +32,7 @@ from ddpglab.summary import LearningStats, MemberSummary, TrainSummary, ValueTra
 from ddpglab.training.faults import (
     Fault,
     UpdateWatch,
+    action_fault,
     check_every,
     env_fault,
     finite_or_none,
@@ -127,7 +128,9 @@ class Trainer:
             ).astype(np.float32)
         actions = np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
         if not np.isfinite(actions[~self.failed]).all():
-            self._check_finite_updates()  # a member's actor broke: fail it before its env steps
+            self._check_finite_updates()  # an update that broke the actor is named first
+            if (fault := action_fault(actions, self.env_steps)) is not None:
+                self._fail_nonfinite(fault)  # before its env steps
         actions[self.failed] = 0.0  # a failed member's policy may be NaN; its env need not be
         return actions
 
