@@ -286,6 +286,12 @@ def test_the_lqr_experiment_compares_with_the_optimum_of_the_system_kwargs_set()
         (["--set", "env.kwargs.g=abc"], ["env.kwargs", "Pendulum-v1"]),
         (["--set", "env.kwargs.max_episode_steps=9"], ["env.kwargs", "env.max_episode_steps"]),
         (["--set", "env.kwargs=3"], ["env.kwargs"]),
+        # refused by the constructor with an AssertionError: any error of an env made
+        # with the user's kwargs is theirs to fix, not a crash
+        (
+            ["--env", "LunarLanderContinuous-v3", "--set", "env.kwargs.gravity=5"],
+            ["env.kwargs", "LunarLanderContinuous-v3", "gravity"],
+        ),
     ],
 )
 def test_bad_bounds_and_kwargs_are_refused_before_anything_is_written(

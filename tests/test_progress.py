@@ -63,3 +63,9 @@ def test_a_run_that_learned_has_no_warning(tiny_config):
     agent = tiny_config().agent
     assert learning_warning(agent, lockstep_steps=150, total_updates=134) is None
     assert learning_warning(agent, lockstep_steps=150, total_updates=-1) is None  # unknown
+
+
+def test_a_rate_too_small_for_any_update_is_named_as_the_reason(tiny_config):
+    agent = tiny_config(**{"agent.updates_per_step": 0.001, "agent.batch_size": 16}).agent
+    warning = learning_warning(agent, lockstep_steps=400, total_updates=0)
+    assert "agent.updates_per_step 0.001" in warning and "never did" not in warning, warning

@@ -80,6 +80,8 @@ def test_a_store_left_empty_by_a_study_killed_at_its_start_is_used(tmp_path, cap
         ("train.precisio=bf16", "unknown config key 'train.precisio'"),
         ("train.precision=fp8", "train.precision"),
         ("nonsense", "--set expects dotted.key=value"),
+        ("train.steps=100", "'train.steps' is set by the study itself"),
+        ("train.seeds=[0,1]", "'train.seeds' is set by the study itself"),
     ],
 )
 def test_a_bad_study_set_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, setting, mention):

@@ -68,3 +68,10 @@ def test_a_negative_rate_is_refused_with_one_line(tmp_path, capsys):
     )
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "updates_per_step" in err, err
     assert not out.exists()
+
+
+def test_a_tiny_rate_is_kept_as_written_not_rounded_to_zero():
+    rate = UpdateRate(1e-7)
+    assert rate.rate == Fraction(1, 10**7)
+    assert (rate.due(10**7 - 1), rate.due(10**7)) == (0, 1)
+    assert UpdateRate(0.3).rate == Fraction(3, 10), "0.3 as written, not its binary float"

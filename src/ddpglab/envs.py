@@ -85,10 +85,11 @@ def make_env(
         raise ConfigError(f"cannot make env '{env_id}': {str(err).splitlines()[0]}") from None
     except ImportError as err:
         raise ConfigError(f"env '{env_id}' needs a missing package: {err}") from None
-    except (TypeError, ValueError) as err:
-        # An env's constructor refuses a keyword it does not take (TypeError) or a value it
-        # cannot use (ValueError, ddpglab's own ConfigError); without env.kwargs such an
-        # error is the env's own bug and keeps its traceback.
+    except Exception as err:
+        # With env.kwargs, whatever the constructor raises is the user's value refused: a
+        # keyword it does not take (TypeError), a value it cannot use (ValueError, an
+        # assertion, a division by zero, a file it cannot open). Without them such an error
+        # is the env's own bug and keeps its traceback.
         if not env_kwargs:
             raise
         raise ConfigError(kwargs_refused(env_id, env_kwargs, err)) from None

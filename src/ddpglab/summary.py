@@ -41,12 +41,18 @@ def learning_warning(agent: AgentConfig, lockstep_steps: int, total_updates: int
     update ever happened, or every action was a uniform random one (the run ended within
     ``agent.learning_starts``). Then every replay kind gives the same returns; one line."""
     if total_updates == 0:
-        why = (
-            "agent.updates_per_step is 0"
-            if agent.updates_per_step == 0
-            else f"updates start once the buffer holds more than one batch of "
-            f"{agent.batch_size}, which it never did"
-        )
+        if agent.updates_per_step == 0:
+            why = "agent.updates_per_step is 0"
+        elif agent.updates_per_step < 1 and lockstep_steps > agent.batch_size:
+            why = (
+                f"agent.updates_per_step {agent.updates_per_step} gives no update in the "
+                f"{lockstep_steps - agent.batch_size} env steps after the buffer held a batch"
+            )
+        else:
+            why = (
+                f"updates start once the buffer holds more than one batch of "
+                f"{agent.batch_size}, which it never did"
+            )
         return f"no gradient update happened ({why}): the returns are those of the untrained policy"
     if lockstep_steps <= agent.learning_starts:
         return (

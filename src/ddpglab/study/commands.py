@@ -124,12 +124,17 @@ def cmd_study(args: argparse.Namespace) -> int:
 def with_base_overrides(spec: StudySpec, overrides: list[str]) -> BaseSpec:
     """The spec's base with ``--set KEY=VALUE`` overrides merged into its ``set`` (checked as
     a spec's own keys are)."""
+    from pydantic import ValidationError
+
     from ddpglab.config import parse_override
-    from ddpglab.study.spec import BaseSpec
+    from ddpglab.study.spec import BaseSpec, spec_error
 
     base = spec.base.model_dump()
     base["set"] = {**base["set"], **dict(parse_override(item) for item in overrides)}
-    return BaseSpec.model_validate(base)
+    try:
+        return BaseSpec.model_validate(base)
+    except ValidationError as err:
+        raise spec_error("--set", err) from None
 
 
 def run_and_report(
