@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from ddpglab.config import ConfigError
+from ddpglab.config.errors import first_line
 
 # ddpglab's own envs, registered on import so that make_env (and gymnasium.make) find them.
 if "ddpglab/LQR-v0" not in gym.registry:
@@ -47,9 +48,8 @@ def load_mujoco() -> None:
         ) from None
     except Exception as err:  # its import loads the OpenGL backend that MUJOCO_GL names
         backend = os.environ.get("MUJOCO_GL")
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(
-            f"MuJoCo cannot be imported with MUJOCO_GL={backend!r} ({first_line}); "
+            f"MuJoCo cannot be imported with MUJOCO_GL={backend!r} ({first_line(err)}); "
             "unset MUJOCO_GL or install that backend's system library"
         ) from None
     mujoco.set_mju_user_warning(_mujoco_warning)
@@ -82,7 +82,7 @@ def make_env(
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, **env_kwargs, **options)
     except gym.error.Error as err:
-        raise ConfigError(f"cannot make env '{env_id}': {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"cannot make env '{env_id}': {first_line(err)}") from None
     except ImportError as err:
         raise ConfigError(f"env '{env_id}' needs a missing package: {err}") from None
     except Exception as err:
@@ -127,7 +127,7 @@ def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.
 
 def kwargs_refused(env_id: str, env_kwargs: Mapping[str, Any], err: Exception) -> str:
     """The one line that says ``env.kwargs`` did not suit the env, and why."""
-    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    reason = first_line(err)
     return f"env.kwargs {dict(env_kwargs)} refused by '{env_id}': {reason}"
 
 

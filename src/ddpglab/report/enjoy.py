@@ -19,6 +19,7 @@ import numpy as np
 
 from ddpglab.actor_file import load_actor, read_actor_file
 from ddpglab.config import ConfigError
+from ddpglab.config.errors import first_line
 from ddpglab.report.animate import run_checkpoints
 from ddpglab.report.offscreen import make_offscreen_env
 
@@ -170,8 +171,7 @@ def _first_reset(env, seed: int, render: str) -> np.ndarray:
     except RuntimeError as err:  # pygame.error, raised by the first human render
         if render != "human":
             raise
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(
-            f"cannot open a window ({first_line}); use --render rgb_array or none"
+            f"cannot open a window ({first_line(err)}); use --render rgb_array or none"
         ) from None
     return obs

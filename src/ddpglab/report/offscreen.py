@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ddpglab.config import ConfigError
+from ddpglab.config.errors import first_line
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -71,7 +72,7 @@ def check_mujoco_gl(backend: str) -> None:
     # (PyOpenGL without libOSMesa, on importing mujoco), mujoco.FatalError (glfw without
     # a display), ...
     except Exception as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise ConfigError(
             f"cannot render MuJoCo off-screen with MUJOCO_GL={backend} ({reason}); "
             f"it needs {MUJOCO_GL_NEEDS[backend]}"
