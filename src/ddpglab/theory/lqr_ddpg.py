@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from ddpglab.actor_file import read_actor_file
 from ddpglab.config import Config, ConfigError
 from ddpglab.envs import action_bounds, make_env
 from ddpglab.theory.lqr import LQR, Array, cost, discounted_radius, relative_error, riccati
@@ -123,7 +123,7 @@ def _history(folder: Path, seed: int, high: Array, k_star: Array) -> list[tuple[
     """(episode, gain error) from the checkpoints the trainer wrote for one seed."""
     points = []
     for path in sorted((folder / "checkpoints" / f"seed{seed}").glob("*.pt")):
-        saved = torch.load(path, map_location="cpu")
+        saved = read_actor_file(path)  # the one reader: weights only, one-line refusals
         k = actor_gain(saved["actor"]["weight"].numpy(), high)
         points.append((int(saved["episode"]), relative_error(k, k_star)))
     return points
