@@ -200,3 +200,20 @@ def test_the_shipped_walker_walks_one_episode_headless(capsys):
     returns, mean = played(out)
     assert len(returns) == 1 and mean == returns[0]
     assert returns[0] > 280
+
+
+def test_an_env_that_cannot_be_made_is_refused_before_anything_is_printed(
+    run_dir, capsys, monkeypatch
+):
+    """A refusal while the env is made (a MuJoCo backend that fails to load, say) comes
+    before the header line: the output is one line on stderr, nothing on stdout."""
+    import ddpglab.envs
+    from ddpglab.config import ConfigError
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("this env cannot be made here")
+
+    monkeypatch.setattr(ddpglab.envs, "make_env", refuse)
+    rc, out, err = run_cli(["enjoy", str(run_dir), "--render", "none"], capsys)
+    assert rc == 2 and "cannot be made here" in err
+    assert out == "", "nothing is printed before the refusal"

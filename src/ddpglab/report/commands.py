@@ -297,9 +297,10 @@ def cmd_enjoy(args: argparse.Namespace) -> int:
         from ddpglab.report.offscreen import prepare_offscreen
 
         prepare_offscreen(policy.env_id)  # a missing GL library: refused before any output
-    print(f"{policy.env_id}: {policy.label}", flush=True)
+    playing = episode_returns(policy, args.episodes, args.render, args.reset_seed)
+    print(f"{policy.env_id}: {policy.label}", flush=True)  # the env is made: no refusal now
     returns = []
-    for i, ret in enumerate(episode_returns(policy, args.episodes, args.render, args.reset_seed)):
+    for i, ret in enumerate(playing):
         returns.append(ret)
         print(f"episode {i + 1} return {ret:.2f}", flush=True)
     std = f", std {statistics.stdev(returns):.2f}" if len(returns) > 1 else ""

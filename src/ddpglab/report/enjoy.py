@@ -113,10 +113,12 @@ def play_episodes(
     gamma: float = 1.0,
 ) -> Iterator[EpisodeOutcome]:
     """Each of ``episodes`` deterministic episodes a = mu(s), as it ends; ``gamma``
-    discounts :attr:`EpisodeOutcome.discounted_return`."""
-    import torch
+    discounts :attr:`EpisodeOutcome.discounted_return`.
 
-    from ddpglab.envs import action_bounds, make_env, rescale_action
+    The actor is loaded and the env made and reset before this returns (only the episodes
+    are played lazily), so a refusal comes before anything is played or printed.
+    """
+    from ddpglab.envs import action_bounds, make_env
 
     if render not in RENDER_MODES:
         raise ConfigError(f"unknown render mode '{render}'; choose from {', '.join(RENDER_MODES)}")
@@ -130,11 +132,23 @@ def play_episodes(
         env = make_env(policy.env_id, policy.max_episode_steps, policy.env_kwargs, render_mode=mode)
     try:
         low, high = action_bounds(env.action_space, policy.action_bounds)
-    except ConfigError:
+        obs = _first_reset(env, reset_seed, render)
+    except BaseException:
         env.close()
         raise
+    return _played(env, actor, obs, (low, high), episodes, render, gamma)
+
+
+def _played(
+    env, actor, obs: np.ndarray, bounds: tuple, episodes: int, render: str, gamma: float
+) -> Iterator[EpisodeOutcome]:
+    """The episodes of :func:`play_episodes`, from the first observation ``obs``; closes
+    ``env`` when done."""
+    import torch
+
+    from ddpglab.envs import rescale_action
+
     try:
-        obs = _first_reset(env, reset_seed, render)
         for _ in range(episodes):
             start = np.array(obs, dtype=np.float32)
             total, discounted, discount = 0.0, 0.0, 1.0
@@ -143,7 +157,7 @@ def play_episodes(
                 with torch.inference_mode():
                     x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).view(1, 1, -1)
                     action = actor(x).view(-1).numpy()
-                obs, reward, terminated, truncated, _ = env.step(rescale_action(action, low, high))
+                obs, reward, terminated, truncated, _ = env.step(rescale_action(action, *bounds))
                 if render == "rgb_array":
                     env.render()  # off-screen; a human window renders inside step
                 total += float(reward)
@@ -159,9 +173,10 @@ def play_episodes(
 def episode_returns(
     policy: Policy, episodes: int, render: str = "none", reset_seed: int = 0
 ) -> Iterator[float]:
-    """The return of each of ``episodes`` deterministic episodes a = mu(s), as they end."""
-    for outcome in play_episodes(policy, episodes, render, reset_seed):
-        yield outcome.episode_return
+    """The return of each of ``episodes`` deterministic episodes a = mu(s), as they end
+    (the env is made before this returns, as in :func:`play_episodes`)."""
+    outcomes = play_episodes(policy, episodes, render, reset_seed)
+    return (outcome.episode_return for outcome in outcomes)
 
 
 def _first_reset(env, seed: int, render: str) -> np.ndarray:
