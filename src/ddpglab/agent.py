@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ddpglab.config import AgentConfig
+from ddpglab.config.sections import Precision
 
 # The critic's losses live in ddpglab.critic_losses; the MSE stays importable as critic_loss.
 from ddpglab.critic_losses import critic_loss_for, priority_td_error
@@ -169,11 +170,6 @@ def _row_square_sums(g: torch.Tensor) -> torch.Tensor:
     """sum of g[i]^2 per leading row i, as rows of the last axis summed, then their sums."""
     last = g.shape[-1] if g.dim() > 1 else 1
     return g.square().reshape(g.shape[0], -1, last).sum(dim=-1).sum(dim=-1)
-
-
-#: How the update's matrix products run: fp32, or bf16 (inputs rounded to bfloat16,
-#: products accumulated in fp32 by the kernel, results rounded to bfloat16).
-Precision = Literal["fp32", "bf16"]
 
 
 def matrix_products_in(

@@ -300,6 +300,11 @@ def _nested_error(kind: str, err: ValidationError) -> PydanticCustomError:
     return PydanticCustomError(first["type"], "{reason}", context)
 
 
+#: How the update's matrix products run: fp32, or bf16 (inputs rounded to bfloat16,
+#: products accumulated in fp32 by the kernel, results rounded to bfloat16).
+Precision = Literal["fp32", "bf16"]
+
+
 class TrainConfig(_Section):
     """Budget, seeds, evaluation and checkpoints."""
 
@@ -325,7 +330,7 @@ class TrainConfig(_Section):
         "`train --resume --episodes N` can train it further to a larger budget",
     )
     torch_threads: int | None = Field(None, gt=0, description="None: one thread per core")
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "fp32",
         description="the update's matrix products: fp32, or bf16 (mixed precision: weights, "
         "Adam state, targets and losses stay fp32; acting and evaluation run in fp32)",
