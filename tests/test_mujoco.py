@@ -9,16 +9,15 @@ also needs a system OpenGL library (EGL by default) and skips, naming why, witho
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import warnings
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_support import TINY_RUN, assert_refused, run_cli
 from mujoco_support import MUJOCO, MUJOCO_PRESETS, needs_mujoco, offscreen_failure
+from test_continue import episode_rows
 
 from ddpglab.config import ConfigError, load_config
 from ddpglab.envs import make_env
@@ -69,16 +68,6 @@ def test_each_new_preset_trains_a_few_hundred_steps_on_its_env(preset):
     assert config.agent.twin_critics and config.agent.policy_delay == 2
     assert config.agent.target_noise == 0.2 and config.noise.kind == "gaussian"
     assert shipped.agent.batch_size == 256 and shipped.agent.hidden == [400, 300]
-
-
-def episode_rows(out: Path) -> list[tuple]:
-    """Every stored episode column that does not depend on wall time."""
-    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
-        return conn.execute(
-            "SELECT r.seed, episode, return, length, env_steps, critic_loss, mean_q, threshold,"
-            " terminated, q_start, discounted_return FROM episodes JOIN runs r USING (run_id)"
-            " ORDER BY r.seed, episode"
-        ).fetchall()
 
 
 @needs_mujoco
