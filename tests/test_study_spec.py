@@ -210,6 +210,50 @@ def test_axis_values_given_as_a_mapping_are_named_by_its_keys():
     assert study.variant("fast").config.agent.tau == 0.1
 
 
+def test_an_axis_without_a_key_sets_each_named_bundle_of_keys():
+    volume = {
+        "label": "vol",
+        "values": {
+            "16": {"agent.batch_size": 64, "agent.updates_per_step": 0.25},
+            "256": {"agent.batch_size": 256, "agent.updates_per_step": 1},
+        },
+    }
+    study = study_of(
+        axes=[volume],
+        variants=[{"name": "u"}, {"name": "p", "set": {"replay.kind": "prioritized"}}],
+    )
+    assert names(study) == ["u-vol16", "u-vol256", "p-vol16", "p-vol256"]
+    assert study.variant("p-vol16").overrides == {
+        "replay.kind": "prioritized",
+        "agent.batch_size": 64,
+        "agent.updates_per_step": 0.25,
+    }
+    low = study.variant("u-vol16").config.agent
+    assert (low.batch_size, low.updates_per_step) == (64, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("axis", "message"),
+    [
+        ({"values": [1, 2]}, "an axis without a key sets several keys"),
+        ({"values": {"a": 1}}, "an axis without a key sets several keys"),
+        ({"values": {"a": {}}}, "an axis without a key sets several keys"),
+        ({"values": {"a": {"train.seeds": [1]}}}, "set by the study"),
+    ],
+)
+def test_a_keyless_axis_needs_named_bundles(axis, message):
+    with pytest.raises(ConfigError, match=message):
+        study_of(axes=[axis])
+
+
+def test_a_key_set_by_a_bundle_and_a_variant_is_refused():
+    with pytest.raises(ConfigError, match="'agent.batch_size' is set twice"):
+        study_of(
+            axes=[{"values": {"big": {"agent.batch_size": 256}}}],
+            variants=[{"name": "a", "set": {"agent.batch_size": 64}}],
+        )
+
+
 def test_no_variants_and_no_axes_is_one_variant_called_base():
     assert names(study_of()) == ["base"]
 

@@ -52,21 +52,26 @@ def _check_keys(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 class AxisSpec(StrictSpec):
-    """One dimension of a product: a dotted config key and the values it takes.
+    """One dimension of a product: a dotted config key and the values it takes, or, without
+    a key, named bundles of overrides that set several keys together.
 
     ``values`` is a list (names show each value compactly: 10000 -> ``1e4``) or a mapping
     from a name fragment to a value. ``label`` prefixes the fragment (default: the key's
-    last part; ``""`` for none): label ``cap`` and value 1e6 give ``cap1e6``.
+    last part; ``""`` for none): label ``cap`` and value 1e6 give ``cap1e6``. Without a
+    key, ``values`` maps fragments to ``{key: value}`` bundles (label default ``""``):
+    label ``vol`` and ``{"16": {agent.batch_size: 64, agent.updates_per_step: 0.25}}``
+    give ``vol16``, setting both keys.
     """
 
-    key: str
+    key: str | None = None
     values: list[Any] | dict[str, Any]
     label: str | None = None
 
     @field_validator("key")
     @classmethod
-    def _not_a_study_key(cls, key: str) -> str:
-        _check_keys({key: None})
+    def _not_a_study_key(cls, key: str | None) -> str | None:
+        if key is not None:
+            _check_keys({key: None})
         return key
 
     @field_validator("values")
@@ -76,12 +81,35 @@ class AxisSpec(StrictSpec):
             raise ValueError("an axis needs at least one value")
         return values
 
-    def labelled_values(self) -> list[tuple[str, Any]]:
-        """(name fragment, value) for each value, in order."""
+    @model_validator(mode="after")
+    def _bundles_without_a_key(self) -> AxisSpec:
+        if self.key is not None:
+            return self
+        bundles = self.values.values() if isinstance(self.values, dict) else None
+        if bundles is None or not all(isinstance(b, dict) and b for b in bundles):
+            raise ValueError(
+                "an axis without a key sets several keys: give its values as "
+                "{name: {key: value, ...}}"
+            )
+        for bundle in bundles:
+            _check_keys(bundle)
+        return self
+
+    def set_keys(self) -> list[str]:
+        """The config keys this axis sets, each once."""
+        if self.key is not None:
+            return [self.key]
+        return list(dict.fromkeys(k for bundle in self.values.values() for k in bundle))
+
+    def labelled_overrides(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name fragment, the overrides it sets) for each value, in order."""
+        if self.key is None:
+            prefix = self.label or ""
+            return [(f"{prefix}{name}", dict(bundle)) for name, bundle in self.values.items()]
         prefix = self.key.rsplit(".", 1)[-1] if self.label is None else self.label
         if isinstance(self.values, dict):
-            return [(f"{prefix}{name}", value) for name, value in self.values.items()]
-        return [(f"{prefix}{format_value(value)}", value) for value in self.values]
+            return [(f"{prefix}{name}", {self.key: value}) for name, value in self.values.items()]
+        return [(f"{prefix}{format_value(value)}", {self.key: value}) for value in self.values]
 
 
 class BaseSpec(StrictSpec):

@@ -134,17 +134,17 @@ def expand_variants(spec: StudySpec) -> list[tuple[str, str | None, dict[str, An
     """
     out = []
     for listed in spec.variants or [VariantSpec(name="base")]:
-        keys = list(listed.set) + [a.key for a in spec.axes + listed.axes]
+        keys = list(listed.set) + [k for a in spec.axes + listed.axes for k in a.set_keys()]
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
             raise ConfigError(f"study variant '{listed.name}': '{twice[0]}' is set twice")
-        axes = [a.labelled_values() for a in spec.axes + listed.axes]
+        axes = [a.labelled_overrides() for a in spec.axes + listed.axes]
         for combo in product(*axes):
             parts = [listed.name] if spec.variants else []
             parts += [fragment for fragment, _ in combo]
             overrides = dict(listed.set)
-            for axis, (_, value) in zip(spec.axes + listed.axes, combo, strict=True):
-                overrides[axis.key] = value
+            for _, axis_overrides in combo:
+                overrides.update(axis_overrides)
             out.append(("-".join(parts) or "base", listed.preset, overrides))
     return out
 
