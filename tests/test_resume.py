@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -277,11 +278,28 @@ def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
     assert loaded["nested"]["none"] is None and loaded["nested"]["pair"] == (1, 2.5)
 
 
+@dataclass
+class KilledStudy:
+    """A one-variant study (stratified replay): its finished reference run, and a run of it
+    whose worker was killed mid-run, made once for the tests that rerun copies of it."""
+
+    argv: list[str]  # the command line without --out
+    reference: Path
+    killed: Path  # never rerun itself: each test reruns its own copy
+    drawn: str  # the kill step and the seed it was drawn with, for failure messages
+
+    def copy_of_killed(self, folder: Path) -> tuple[Path, Path]:
+        """A copy of the killed run's folder in ``folder``: (the copy, its saved state)."""
+        out = folder / "killed"
+        shutil.copytree(self.killed, out)
+        (state,) = (out / "runs" / "stratified").glob("state-*.npz")
+        return out, state
+
+
 @pytest.fixture(scope="module")
-def study_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
-    """A one-variant study spec (stratified replay) and its finished reference run, made
-    once for the tests that kill it: (the command line without --out, the reference
-    folder)."""
+def killed_study(tmp_path_factory: pytest.TempPathFactory) -> KilledStudy:
+    """The reference study and the killed one, run side by side (one per core); the kill
+    comes at a step after the first state save, drawn with a seeded generator."""
     tmp_path = tmp_path_factory.mktemp("study")
     study_keys = ("train.seeds", "train.episodes", "train.torch_threads")  # the study's own
     spec = {
@@ -294,53 +312,49 @@ def study_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str]
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     argv = ["study", str(spec_file), "--workers", "1", "--threads", "1", "--quiet", "--no-report"]
-    reference = run_cli_process([*argv, "--out", str(tmp_path / "reference")])
-    assert reference.returncode == 0, reference.stderr
-    return argv, tmp_path / "reference"
-
-
-def kill_study_mid_run(argv: list[str], out: Path, seed: str) -> tuple[str, Path]:
-    """Run the study into ``out``, its worker killed at a step after the first state save
-    drawn with ``seed``: (that step and seed in words, for failure messages; the saved
-    state's path)."""
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
+    seed = "study job killed"
     kill_at = kill_step(seed, len(SEEDS) * EPISODE_STEPS * STATE_EVERY + 1, steps_per_run - 1)
     drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
-    print(drawn)
-    killed = run_cli_process([*argv, "--out", str(out)], **{STOP_AT: str(kill_at)})
-    assert killed.returncode == 1, (drawn, killed.stderr)  # its runs failed: the worker died
-    (state,) = (out / "runs" / "stratified").glob("state-*.npz")
-    return drawn, state
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reference_run = pool.submit(run_cli_process, [*argv, "--out", str(reference)])
+        killed_run = pool.submit(
+            run_cli_process, [*argv, "--out", str(killed)], **{STOP_AT: str(kill_at)}
+        )
+        assert reference_run.result().returncode == 0, reference_run.result().stderr
+        # its runs failed: the worker died
+        assert killed_run.result().returncode == 1, (drawn, killed_run.result().stderr)
+    return KilledStudy(argv, reference, killed, drawn)
 
 
 @pytest.mark.slow
-def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path, study_reference):
-    argv, reference = study_reference
-    out = tmp_path / "killed"
-    drawn, _ = kill_study_mid_run(argv, out, seed="study job killed")
-    rerun = run_cli_process([*argv, "--out", str(out)])
-    assert rerun.returncode == 0, (drawn, rerun.stderr)
-    assert recorded(out) == recorded(reference), drawn
+def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path, killed_study):
+    out, _ = killed_study.copy_of_killed(tmp_path)
+    print(killed_study.drawn)
+    rerun = run_cli_process([*killed_study.argv, "--out", str(out)])
+    assert rerun.returncode == 0, (killed_study.drawn, rerun.stderr)
+    assert recorded(out) == recorded(killed_study.reference), killed_study.drawn
     assert not list((out / "runs" / "stratified").glob("state-*.npz"))
 
 
 @pytest.mark.slow
-def test_a_state_ahead_of_the_store_is_not_continued(tmp_path, study_reference):
+def test_a_state_ahead_of_the_store_is_not_continued(tmp_path, killed_study):
     """A driver killed before it wrote a worker's last episodes leaves a state that counts
     episodes the store lacks: continuing it would leave a gap, so the job starts over."""
-    argv, reference = study_reference
-    out = tmp_path / "killed"
-    drawn, state = kill_study_mid_run(argv, out, seed="state ahead of the store")
+    out, state = killed_study.copy_of_killed(tmp_path)
+    print(killed_study.drawn)
     counted = load_state(state, arrays=False)["members"][0]["episodes"]
     with closing(sqlite3.connect(out / "results.sqlite")) as conn, conn:
-        conn.execute(
+        deleted = conn.execute(
             "DELETE FROM episodes WHERE episode = ? AND run_id ="
             " (SELECT run_id FROM runs WHERE seed = ?)",
             (counted, SEEDS[0]),
         )
-    rerun = run_cli_process([*argv, "--out", str(out)])
-    assert rerun.returncode == 0, (drawn, rerun.stderr)
-    assert recorded(out) == recorded(reference), drawn
+        assert deleted.rowcount == 1, killed_study.drawn
+    rerun = run_cli_process([*killed_study.argv, "--out", str(out)])
+    assert rerun.returncode == 0, (killed_study.drawn, rerun.stderr)
+    assert recorded(out) == recorded(killed_study.reference), killed_study.drawn
 
 
 def test_a_failed_state_write_stops_the_run_cleanly_and_keeps_what_was_saved(
