@@ -69,6 +69,22 @@ def test_pendulum_2023_as_run_differs_from_the_bounds_correct_study_only_in_its_
         assert ran == meant
 
 
+@pytest.mark.parametrize(
+    ("spec", "preset_env", "seeds", "budget"),
+    [
+        ("precision-pendulum.yaml", "Pendulum-v1", list(range(10)), 200),
+        ("precision-bipedal.yaml", "BipedalWalker-v3", [0], 300_000),
+    ],
+)
+def test_precision_studies_differ_only_in_train_precision(spec, preset_env, seeds, budget):
+    study = load_study(STUDIES / spec)
+    assert names(study) == ["fp32", "bf16"]
+    assert study.seeds == seeds and study.budget == budget
+    fp32, bf16 = (study.variant(n).config.model_dump(mode="json") for n in ("fp32", "bf16"))
+    assert (fp32["train"].pop("precision"), bf16["train"].pop("precision")) == ("fp32", "bf16")
+    assert fp32 == bf16 and fp32["env"]["id"] == preset_env
+
+
 def test_bipedal_2023_is_4_variants_with_a_1e6_buffer():
     study = load_study(STUDIES / "bipedal-2023.yaml")
     assert names(study) == ["uniform", "softmax", "stratified-thr+0.5", "stratified-thr-0.5"]
