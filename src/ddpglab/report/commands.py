@@ -47,6 +47,16 @@ def _score_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _contrast(text: str):
+    """An argument type: ``A:B`` or ``A1,A2:B1,B2`` (report.contrasts.parse_contrast)."""
+    from ddpglab.report.contrasts import parse_contrast
+
+    try:
+        return parse_contrast(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--contrast ")) from None
+
+
 def _scores_help() -> str:
     """--score's help with every score the report knows (scores.SCORES)."""
     from ddpglab.report.scores import SCORES
@@ -118,6 +128,16 @@ def add_parsers(commands) -> None:
         type=_score_list,
         metavar="NAME[,NAME]",
         help=LazyHelp("scores of a seed that the tables report (default: all)", _scores_help),
+    )
+    report.add_argument(
+        "--contrast",
+        dest="contrasts",
+        action="append",
+        type=_contrast,
+        metavar="A:B",
+        help="also write contrasts.md: variant A against variant B (difference of means and "
+        "P(A better), with 95%% CIs, for each score); A1,A2:B1,B2 averages matched pairs "
+        "(repeatable)",
     )
     report.add_argument(
         "--window",
@@ -216,6 +236,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     given = {name: value for name, value in given.items() if value is not None}
     if args.scores is not None:
         given["scores"] = [name for names in args.scores for name in names]
+    if args.contrasts:
+        given["contrasts"] = args.contrasts
     if args.out is None:
         if len(args.dirs) > 1 or args.labels:
             raise ConfigError("a report of several folders (or with --label) needs --out DIR")
@@ -241,6 +263,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             **given,
         )
     print((folder / "table.md").read_text(), end="")
+    if args.contrasts:
+        print("\n" + (folder / "contrasts.md").read_text(), end="")
     names = ", ".join(sorted(p.name for p in folder.iterdir()))
     print(f"\nreport written to {folder}/ ({names})")
     return 0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddpglab.config import ConfigError
+from ddpglab.report.contrasts import Contrast
 from ddpglab.report.scores import select_scores
 from ddpglab.report.study_data import SINGLE_RUN_VARIANT, StudyRuns
 from ddpglab.report.study_report import LAST, N_BOOT, WINDOW, load_counted_runs, write_report_folder
@@ -85,13 +86,15 @@ def write_comparison(
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
+    contrasts: Sequence[Contrast] = (),
 ) -> Path:
     """Write the report of several run or study folders into ``out`` and return it.
 
     Raises ConfigError (nothing written) for a folder without a store or without counted
     runs, labels that are not one per folder or not distinct, an ``out`` that would
-    clobber an input or other files, a ``baseline`` that names no variant, or ``scores``
-    that name an unknown score (None: every score).
+    clobber an input or other files, a ``baseline`` or a contrast (``contrasts``: those
+    contrasts.md reports) that names no variant, or ``scores`` that name an unknown score
+    (None: every score).
     """
     score_names = select_scores(scores)
     out = Path(out)
@@ -113,5 +116,6 @@ def write_comparison(
         n_boot,
         extra_files={INPUTS_FILE: inputs},
         scores=score_names,
+        contrasts=contrasts,
     )
     return out

@@ -5,7 +5,8 @@ Writes ``DIR/report/``: ``curves.png`` (by episode), ``curves_steps.png`` (by en
 all three unless ``scores`` chooses); ``thresholds.png`` when some variant records
 stratified thresholds, ``diagnostics.png`` when runs recorded episode values,
 ``replay_stats.png`` and ``recency_entropy.png`` when runs recorded their sampling law at
-episode ends (replay_stats rows; stores written before them have none). The folder
+episode ends (replay_stats rows; stores written before them have none); ``contrasts.md``
+when contrasts between variants are asked for (:mod:`ddpglab.report.contrasts`). The folder
 is built beside the old one and swapped in whole, so a failed report leaves the previous
 one intact.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from ddpglab.config import ConfigError
 from ddpglab.report import study_figures, study_table
+from ddpglab.report.contrasts import Contrast, contrast_rows, contrasts_markdown
 from ddpglab.report.folder_swap import swap_in, temporary_folder_for
 from ddpglab.report.scores import select_scores
 from ddpglab.report.study_data import StudyRuns, load_study_runs
@@ -38,19 +40,30 @@ def write_report(
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
+    contrasts: Sequence[Contrast] = (),
 ) -> Path:
     """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
-    scores table.md and table.csv report (scores.SCORES' names; None: all of them).
+    scores table.md and table.csv report (scores.SCORES' names; None: all of them);
+    ``contrasts``: those contrasts.md reports (none: no contrasts.md).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
-    counted run, ``baseline`` names no variant or ``scores`` an unknown score.
+    counted run, ``baseline`` or a contrast names no variant or ``scores`` an unknown
+    score.
     """
     score_names = select_scores(scores)
     study_dir = Path(study_dir)
     study = load_counted_runs(study_dir, include_unfinished)
     target = study_dir / "report"
     write_report_folder(
-        study, target, baseline, solve_threshold, last, window, n_boot, scores=score_names
+        study,
+        target,
+        baseline,
+        solve_threshold,
+        last,
+        window,
+        n_boot,
+        scores=score_names,
+        contrasts=contrasts,
     )
     return target
 
@@ -84,12 +97,14 @@ def write_report_folder(
     n_boot: int = N_BOOT,
     extra_files: dict[str, str] | None = None,
     scores: Sequence[str] | None = None,
+    contrasts: Sequence[Contrast] = (),
 ) -> None:
-    """Write the report of ``study`` (tables of ``scores``, figures, and ``extra_files``:
-    name -> text) into ``target``, built beside it and swapped in whole.
+    """Write the report of ``study`` (tables of ``scores``, figures, contrasts.md of
+    ``contrasts`` if any, and ``extra_files``: name -> text) into ``target``, built beside
+    it and swapped in whole.
 
-    Raises ConfigError (nothing written) when ``baseline`` names no variant or ``scores``
-    an unknown score.
+    Raises ConfigError (nothing written) when ``baseline`` or a contrast names no variant
+    or ``scores`` an unknown score.
     """
     score_names = select_scores(scores)
     if baseline is None:
@@ -99,6 +114,15 @@ def write_report_folder(
             f"unknown baseline variant '{baseline}'; choose from {', '.join(study.variants())}"
         )
     rows = table_rows(study, baseline, solve_threshold, last, window, n_boot, score_names)
+    contrasted = contrast_rows(
+        study,
+        contrasts,
+        score_names,
+        threshold=solve_threshold,
+        last=last,
+        window=window,
+        n_boot=n_boot,
+    )
 
     tmp = temporary_folder_for(target)
     try:
@@ -115,6 +139,9 @@ def write_report_folder(
         study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
         study_figures.plot_replay_stats(study, tmp / "replay_stats.png", n_boot)
         study_figures.plot_recency_entropy(study, rows, tmp / "recency_entropy.png", last, n_boot)
+        if contrasts:
+            text = contrasts_markdown(contrasted, last, window, n_boot)
+            (tmp / "contrasts.md").write_text(text)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         swap_in(tmp, target)

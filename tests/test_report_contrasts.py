@@ -1,0 +1,110 @@
+"""``ddpglab report --contrast A:B``: the difference of means and P(A better) between two
+variants (or matched pairs of them), against hand computations, and its refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cli_support import assert_refused, run_cli
+from report_support import SyntheticRun, make_store
+
+from ddpglab.config import ConfigError
+from ddpglab.report import stats
+from ddpglab.report.contrasts import Contrast, contrast_rows, parse_contrast
+from ddpglab.report.study_data import load_study_runs
+
+N_BOOT = 400
+
+
+def flat(value: float, episodes: int = 60) -> np.ndarray:
+    return np.full(episodes, value)
+
+
+def store(folder, finals: dict[str, list[float]]):
+    """Pendulum-v1 runs with constant returns: variant -> one final score per seed."""
+    runs = [
+        SyntheticRun("Pendulum-v1", variant, seed, "uniform", "done", flat(value), None)
+        for variant, values in finals.items()
+        for seed, value in enumerate(values)
+    ]
+    return make_store(folder, runs)
+
+
+def test_mean_difference_averages_the_pairs_and_its_ci_covers_the_bootstrap():
+    a, b = [np.array([1.0, 3.0]), np.array([10.0, 10.0])], [np.array([0.0, 0.0]), np.array([4.0])]
+    point, lo, hi = stats.mean_difference_ci(a, b, N_BOOT, np.random.default_rng(0))
+    assert point == pytest.approx(((2.0 - 0.0) + (10.0 - 4.0)) / 2)
+    # Only a's first task varies: its resampled mean is 1, 2 or 3, so D is 3.5, 4 or 4.5.
+    assert (lo, hi) == (3.5, 4.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("a:b", Contrast(("a",), ("b",))),
+        ("a1, a2:b1,b2", Contrast(("a1", "a2"), ("b1", "b2"))),
+    ],
+)
+def test_a_contrast_is_a_colon_between_equal_lists(text, parsed):
+    assert parse_contrast(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["a", "a:", ":b", "a,b:c", "a:b:c"])
+def test_a_malformed_contrast_is_refused(text):
+    with pytest.raises(ConfigError, match="expected A:B"):
+        parse_contrast(text)
+
+
+def test_contrast_rows_by_hand(tmp_path):
+    folder = store(
+        tmp_path / "s",
+        {"big": [-100.0, -120.0, -140.0], "small": [-130.0, -150.0], "other": [-200.0] * 2},
+    )
+    study = load_study_runs(folder)
+    kwargs = {"threshold": None, "last": 10, "window": 10, "n_boot": N_BOOT}
+    (row,) = contrast_rows(study, [parse_contrast("big:small")], ["final"], **kwargs)
+    assert row.seeds == (3, 2)
+    assert row.difference[0] == pytest.approx(-120.0 - -140.0)
+    # big's seeds beat small's in 5 of the 6 pairs (-140 < -130 is the one loss)
+    assert row.p_better[0] == pytest.approx(5 / 6)
+    assert row.p_better[1] <= row.p_better[0] <= row.p_better[2]
+    pooled = parse_contrast("big,small:other,other")
+    (row,) = contrast_rows(study, [pooled], ["final"], **kwargs)
+    assert row.difference[0] == pytest.approx(((-120.0 + 200.0) + (-140.0 + 200.0)) / 2)
+    assert row.p_better == (1.0, 1.0, 1.0)
+
+
+def test_a_better_drop_is_a_smaller_one(tmp_path):
+    collapse = np.array([-1000.0, -300.0, -1200.0, -200.0])  # crosses -400, then drops 900
+    steady = np.array([-1000.0, -300.0, -350.0, -200.0])  # drops 50
+    runs = [
+        SyntheticRun("Pendulum-v1", name, seed, "uniform", "done", curve, None)
+        for name, curve in (("steady", steady), ("collapse", collapse))
+        for seed in range(2)
+    ]
+    study = load_study_runs(make_store(tmp_path / "s", runs))
+    kwargs = {"threshold": None, "last": 2, "window": 1, "n_boot": N_BOOT}
+    (row,) = contrast_rows(study, [parse_contrast("steady:collapse")], ["drop"], **kwargs)
+    assert row.difference[0] == pytest.approx(50.0 - 900.0)  # the drops themselves
+    assert row.p_better[0] == 1.0  # steady's drop is smaller in every pair
+
+
+def test_cli_writes_contrasts_md_and_prints_it(tmp_path, capsys):
+    folder = store(tmp_path / "s", {"big": [-100.0, -120.0], "small": [-130.0, -150.0]})
+    argv = ["report", str(folder), "--contrast", "big:small", "--bootstrap", "100"]
+    rc, out, err = run_cli([*argv, "--score", "final"], capsys)
+    assert rc == 0, err
+    line = "| Pendulum-v1 | big | small | final | 2 / 2 | 30.0 [10.0, 50.0] | 1.00 [1.00, 1.00] |"
+    assert line in (folder / "report" / "contrasts.md").read_text()
+    assert line in out
+    rc, _, err = run_cli(["report", str(folder), "--bootstrap", "100"], capsys)
+    assert rc == 0 and not (folder / "report" / "contrasts.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("contrast", "mention"), [("big:nope", "no variant 'nope'"), ("big", "expected A:B")]
+)
+def test_cli_refuses_a_bad_contrast_and_writes_nothing(tmp_path, capsys, contrast, mention):
+    folder = store(tmp_path / "s", {"big": [-100.0, -120.0], "small": [-130.0, -150.0]})
+    rc, _, err = run_cli(["report", str(folder), "--contrast", contrast], capsys)
+    assert_refused(rc, err, folder / "report", "--contrast", mention)
