@@ -130,6 +130,31 @@ def test_bad_values_are_refused_with_one_line_naming_the_key(overrides, names):
 @pytest.mark.parametrize(
     "overrides",
     [
+        {"agent.tau": True},
+        {"agent.batch_size": True},
+        {"train.eval_every": False},
+        {"agent.hidden": [True, 64]},
+        {"env.action_bounds": [True, 2]},
+        {"replay.kind": "prioritized", "replay.prioritized.alpha": True},
+    ],
+)
+def test_a_yes_or_no_where_a_number_is_expected_is_refused(overrides):
+    """YAML reads `yes`, `true` and `on` as booleans, and pydantic would take them as 1."""
+    (key,) = [k for k, v in overrides.items() if isinstance(v, bool | list)]
+    with pytest.raises(ConfigError, match=f"{key}.*number, not true or false"):
+        load_config("pendulum", overrides=overrides)
+
+
+def test_booleans_and_json_values_still_take_true_and_false():
+    config = load_config(
+        "pendulum", overrides={"agent.twin_critics": True, "env.kwargs": {"g": 9.8, "x": True}}
+    )
+    assert config.agent.twin_critics is True and config.env.kwargs == {"g": 9.8, "x": True}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
         {"agent.tau": 1.0},
         {"agent.gamma": 0.0},
         {"agent.gamma": 1.0},

@@ -290,7 +290,7 @@ def test_seeds_are_a_count_or_a_list():
         ([], "at least one"),
         ([1, 1], "distinct"),
         ([-1], "seeds.0"),
-        (True, "count"),
+        (True, "expected a number, not true or false"),
     ],
 )
 def test_bad_seeds_are_refused(seeds, message):
@@ -320,6 +320,7 @@ def test_the_budget_comes_from_the_spec_or_else_the_base():
         ({"axes": [{"key": "agent.tau", "values": []}]}, "axes.0.values"),
         ({"variants": [{"name": "a b"}]}, "variants.0.name"),
         ({"variants": [{"name": "a", "set": {"train.seeds": [1]}}]}, "set by the study"),
+        ({"episodes": True}, "episodes: expected a number, not true or false"),
     ],
 )
 def test_bad_spec_keys_are_refused_naming_the_key(spec, message):

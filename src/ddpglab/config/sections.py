@@ -22,8 +22,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ddpglab.strict_model import StrictModel
 
-class _Section(BaseModel):
+
+class _Section(StrictModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 

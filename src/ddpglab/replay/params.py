@@ -8,10 +8,12 @@ NaN and infinities are refused, and assignments are validated too.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from ddpglab.strict_model import StrictModel
 
 
-class StrategyParams(BaseModel):
+class StrategyParams(StrictModel):
     """Parameters of one replay strategy, the ``replay.<kind>`` section of a config."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)

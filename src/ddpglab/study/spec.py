@@ -14,9 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ddpglab.config import ConfigError, SpecLoader, read_yaml_file, yaml_mapping
+from ddpglab.strict_model import StrictModel
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
@@ -32,10 +33,8 @@ SEED_COUNT_OR_LIST = "expected a count N (seeds 0..N-1) or a list of seeds, got 
 STUDY_KEYS = ("train.seeds", "train.episodes", "train.steps", "train.torch_threads")
 
 
-class StrictSpec(BaseModel):
-    """A spec section: unknown keys and non-finite numbers are refused."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class StrictSpec(StrictModel):
+    """A spec section: unknown keys, non-finite numbers and yes/no for numbers refused."""
 
 
 def _check_name(name: str) -> str:
