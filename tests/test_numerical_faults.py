@@ -57,8 +57,34 @@ class StrictPendulum(PendulumEnv):
         return super().step(action)
 
 
+class PoisonedAfterItsBudget(PendulumEnv):
+    """Seed 0's first episode ends after 10 steps, seed 1's runs 30; the first env reset
+    without a seed in the process (member 0's second episode, which starts before its final
+    evaluation's) gives a NaN reward at its 5th step. With one episode each, member 0 has
+    spent its budget when that NaN comes (lockstep step 15); member 1 never sees it."""
+
+    unseeded_resets = 0  # set to 0 by the test before it trains
+
+    def reset(self, *, seed=None, options=None):
+        if seed is None:
+            PoisonedAfterItsBudget.unseeded_resets += 1
+        self.poisoned = seed is None and PoisonedAfterItsBudget.unseeded_resets == 1
+        self.ends_early, self.steps = seed == 0, 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.steps += 1
+        if self.ends_early and self.steps == 10:
+            terminated = True
+        if self.poisoned and self.steps == 5:
+            reward = math.nan
+        return obs, reward, terminated, truncated, info
+
+
 if "PoisonedPendulum-v0" not in gym.registry:
     gym.register("PoisonedPendulum-v0", PoisonedPendulum, max_episode_steps=30)
+    gym.register("PoisonedAfterItsBudget-v0", PoisonedAfterItsBudget, max_episode_steps=30)
     gym.register("StrictPendulum-v0", StrictPendulum, max_episode_steps=200)
 ENV_ID = "test_numerical_faults:PoisonedPendulum-v0"
 STRICT_ENV_ID = "test_numerical_faults:StrictPendulum-v0"
@@ -81,6 +107,29 @@ def test_a_resumed_run_keeps_the_failure_of_a_member_stopped_before_the_state(
         resumed.run()
         rows = store.conn.execute("SELECT seed, status, error FROM runs ORDER BY seed").fetchall()
     assert rows == [(0, "done", None), (1, "failed", message)]
+
+
+def test_a_nan_after_a_members_budget_is_spent_leaves_its_finished_run_done(
+    tiny_config, tmp_path, capsys
+):
+    """A member past its budget still steps in lockstep; what strikes it then is no longer
+    its run's: its run stays done, with no warning."""
+    config = tiny_config(
+        **{
+            "env.id": "test_numerical_faults:PoisonedAfterItsBudget-v0",
+            "env.max_episode_steps": 30,
+            "train.seeds": [0, 1],
+            "train.episodes": 1,
+        }
+    )
+    PoisonedAfterItsBudget.unseeded_resets = 0
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        trainer = Trainer(config, tmp_path, store=store)
+        trainer.run()
+        rows = store.conn.execute("SELECT seed, status, error FROM runs ORDER BY seed").fetchall()
+    assert [m.env_steps for m in trainer.members] == [10, 30]
+    assert rows == [(0, "done", None), (1, "done", None)]
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_diverging_member_is_stopped_at_its_first_nonfinite_loss(tiny_config):

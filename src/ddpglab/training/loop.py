@@ -317,9 +317,9 @@ class Trainer:
         zero_nonfinite(obs, next_obs, rewards)
 
     def _fail_nonfinite(self, fault: Fault) -> None:
-        """Stop the members the fault struck that have not failed yet, naming the first
-        non-finite quantity of each and its env step; the others go on."""
-        for k in np.flatnonzero(fault.struck & ~self.failed):
+        """Stop the members the fault struck that still spend their budget (one past it
+        steps on in lockstep, its run done), naming each one's first non-finite quantity."""
+        for k in np.flatnonzero(fault.struck & self.active):
             member = self.members[k]
             message = fault.message(k, member.seed)
             member.error = message
