@@ -58,7 +58,8 @@ class StrictPendulum(PendulumEnv):
 
 
 class PoisonedAfterItsBudget(PendulumEnv):
-    """Seed 0's first episode ends after 10 steps, seed 1's runs 30; the first env reset
+    """Seed 0's first episode ends after 10 steps, seed 1's runs 30 (a NaN action raises);
+    the first env reset
     without a seed in the process (member 0's second episode, which starts before its final
     evaluation's) gives a NaN reward at its 5th step. With one episode each, member 0 has
     spent its budget when that NaN comes (lockstep step 15); member 1 never sees it."""
@@ -73,6 +74,8 @@ class PoisonedAfterItsBudget(PendulumEnv):
         return super().reset(seed=seed, options=options)
 
     def step(self, action):
+        if not np.isfinite(action).all():
+            raise ValueError(f"non-finite action {action}")
         obs, reward, terminated, truncated, info = super().step(action)
         self.steps += 1
         if self.ends_early and self.steps == 10:
@@ -130,6 +133,39 @@ def test_a_nan_after_a_members_budget_is_spent_leaves_its_finished_run_done(
     assert [m.env_steps for m in trainer.members] == [10, 30]
     assert rows == [(0, "done", None), (1, "done", None)]
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_nan_action_after_a_members_budget_is_spent_never_reaches_its_env(
+    tiny_config, tmp_path, monkeypatch
+):
+    config = tiny_config(
+        **{
+            "env.id": "test_numerical_faults:PoisonedAfterItsBudget-v0",
+            "env.max_episode_steps": 30,
+            "train.seeds": [0, 1],
+            "train.episodes": 1,
+            "agent.learning_starts": 0,
+        }
+    )
+    PoisonedAfterItsBudget.unseeded_resets = 1  # no NaN reward: only the actions
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        trainer = Trainer(config, tmp_path, store=store)
+        act, add_actor_file, done = trainer.agent.act, trainer.recorder.add_actor_file, set()
+
+        def nan_for_a_member_done(obs):
+            actions = act(obs)
+            actions[list(done)] = math.nan
+            return actions
+
+        def done_after_its_last_actor_file(k, *args):  # the last thing its run records
+            add_actor_file(k, *args)
+            done.add(k)
+
+        monkeypatch.setattr(trainer.agent, "act", nan_for_a_member_done)
+        monkeypatch.setattr(trainer.recorder, "add_actor_file", done_after_its_last_actor_file)
+        trainer.run()
+        rows = store.conn.execute("SELECT seed, status, error FROM runs ORDER BY seed").fetchall()
+    assert rows == [(0, "done", None), (1, "done", None)]
 
 
 def test_a_diverging_member_is_stopped_at_its_first_nonfinite_loss(tiny_config):

@@ -127,11 +127,11 @@ class Trainer:
                 [rng.uniform(-1.0, 1.0, act_dim) for rng in self.random_action_rngs]
             ).astype(np.float32)
         actions = np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
-        if not np.isfinite(actions[~self.failed]).all():
+        if not np.isfinite(actions[self.active]).all():
             self._check_finite_updates()  # an update that broke the actor is named first
             if (fault := action_fault(actions, self.env_steps)) is not None:
                 self._fail_nonfinite(fault)  # before its env steps
-        actions[self.failed] = 0.0  # a failed member's policy may be NaN; its env need not be
+        actions[~self.active] = 0.0  # a failed or finished member's policy may be NaN
         return actions
 
     def evaluate(self, members: list[int]) -> dict[int, list[float]]:
