@@ -17,18 +17,24 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 YES_OR_NO = PydanticCustomError("yes_or_no", "expected a number, not true or false")
 
 
-def admits_bool(annotation: Any) -> bool:
-    """Whether a field of this type may hold a boolean (anywhere in a union, a list's items
-    or a JSON value); a nested model checks its own fields."""
-    if annotation is bool or annotation is Any:
+def admits(annotation: Any, kind: type) -> bool:
+    """Whether a field of this type may hold a ``kind`` (anywhere in a union, a list's items
+    or a JSON value); a nested model answers for its own fields, so it admits anything."""
+    if annotation is kind or annotation is Any:
         return True
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return True
     if hasattr(annotation, "__value__"):  # a type alias such as pydantic's JsonValue
-        return admits_bool(annotation.__value__)
+        return admits(annotation.__value__, kind)
     if get_origin(annotation) is Literal:
-        return any(isinstance(value, bool) for value in get_args(annotation))
-    return any(admits_bool(arg) for arg in get_args(annotation))
+        return any(type(value) is kind for value in get_args(annotation))
+    return any(admits(arg, kind) for arg in get_args(annotation))
+
+
+def wants_a_number_not_a_bool(annotation: Any) -> bool:
+    """Whether a field of this type takes numbers and no booleans: where a yes/no is a slip."""
+    takes_numbers = admits(annotation, int) or admits(annotation, float)
+    return takes_numbers and not admits(annotation, bool)
 
 
 def holds_bool(value: Any) -> bool:
@@ -53,7 +59,9 @@ class StrictModel(BaseModel):
         wrong = [
             InitErrorDetails(type=YES_OR_NO, loc=(name,), input=data[name])
             for name, field in cls.model_fields.items()
-            if name in data and holds_bool(data[name]) and not admits_bool(field.annotation)
+            if name in data
+            and holds_bool(data[name])
+            and wants_a_number_not_a_bool(field.annotation)
         ]
         if wrong:
             raise ValidationError.from_exception_data(cls.__name__, wrong)
