@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from cli_support import FAST, run_cli
 from law_support import add_transitions, stored_steps
-from report_support import two_variant_study
+from report_support import SyntheticRun, make_store, two_variant_study
 
 from ddpglab.replay import make_buffer
 from ddpglab.replay.diagnostics import law_stats
+from ddpglab.report import study_figures
+from ddpglab.report.study_figures import name_part
 from ddpglab.report.study_report import write_report
 from ddpglab.state_files import load_state, save_state
 from ddpglab.store import EpisodeRow, ReplayStatsRow, ResultsStore
@@ -236,3 +238,29 @@ def test_the_report_draws_the_replay_figures_only_from_stores_with_rows(tmp_path
     report = write_report(folder, n_boot=200)
     assert (report / "replay_stats.png").stat().st_size > 0
     assert (report / "recency_entropy.png").stat().st_size > 0
+
+
+def test_name_part_finds_the_fragment_of_a_label():
+    assert name_part("lap-vol16", "vol") == "vol16"
+    assert name_part("uniform+pal-vol256-cap1e6", "vol") == "vol256"
+    assert name_part("uniform", "vol") == "(no vol)"
+
+
+def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, monkeypatch):
+    runs = [
+        SyntheticRun("Pendulum-v1", variant, seed, "uniform", "done", np.full(10, -200.0), None)
+        for variant in ("a-vol16", "b-vol16", "a-vol256")
+        for seed in range(2)
+    ]
+    folder = make_store(tmp_path / "s", runs)
+    with ResultsStore(folder / "results.sqlite") as store:
+        for run in store.runs():
+            rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, 100.0, 5.0) for e in (1, 2)]
+            store.add_episodes([], rows)
+    figures = []
+    monkeypatch.setattr(study_figures.plt, "close", figures.append)
+    write_report(folder, n_boot=50, colour_by="vol")
+    (figure,) = [f for f in figures if "recency" in f.get_suptitle()]
+    assert [t.get_text() for t in figure.legends[0].texts] == ["vol16", "vol256"]
+    colours = [line.get_color() for line in figure.axes[0].lines if line.get_marker() == "o"]
+    assert colours[0] == colours[1] != colours[2]  # a-vol16, b-vol16 alike; a-vol256 not

@@ -140,6 +140,12 @@ def add_parsers(commands) -> None:
         "(repeatable)",
     )
     report.add_argument(
+        "--colour-by",
+        metavar="LABEL",
+        help="recency_entropy.png: colour each variant by the part of its name that starts "
+        "with LABEL (vol: vol16, vol256), not a colour each",
+    )
+    report.add_argument(
         "--window",
         type=positive_int,
         help="episodes in the rolling mean of the first crossing and the drop (10)",
@@ -238,6 +244,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         given["scores"] = [name for names in args.scores for name in names]
     if args.contrasts:
         given["contrasts"] = args.contrasts
+    if args.colour_by:
+        given["colour_by"] = args.colour_by
     if args.out is None:
         if len(args.dirs) > 1 or args.labels:
             raise ConfigError("a report of several folders (or with --label) needs --out DIR")

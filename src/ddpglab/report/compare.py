@@ -87,6 +87,7 @@ def write_comparison(
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast] = (),
+    colour_by: str | None = None,
 ) -> Path:
     """Write the report of several run or study folders into ``out`` and return it.
 
@@ -94,7 +95,7 @@ def write_comparison(
     runs, labels that are not one per folder or not distinct, an ``out`` that would
     clobber an input or other files, a ``baseline`` or a contrast (``contrasts``: those
     contrasts.md reports) that names no variant, or ``scores`` that name an unknown score
-    (None: every score).
+    (None: every score). ``colour_by``: as for :func:`write_report`.
     """
     score_names = select_scores(scores)
     out = Path(out)
@@ -117,5 +118,6 @@ def write_comparison(
         extra_files={INPUTS_FILE: inputs},
         scores=score_names,
         contrasts=contrasts,
+        colour_by=colour_by,
     )
     return out

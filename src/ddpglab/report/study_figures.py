@@ -305,20 +305,39 @@ def plot_replay_stats(study: StudyRuns, path: Path, n_boot: int) -> bool:
     return True
 
 
+def name_part(variant: str, label: str) -> str:
+    """The part of a variant's name that starts with ``label`` (the axis fragment
+    ``vol16`` of ``lap-vol16`` for label ``vol``), or ``(no <label>)``."""
+    parts = [part for part in variant.split("-") if part.startswith(label)]
+    return parts[0] if parts else f"(no {label})"
+
+
 def plot_recency_entropy(
-    study: StudyRuns, rows: list[Row], path: Path, last: int, n_boot: int
+    study: StudyRuns,
+    rows: list[Row],
+    path: Path,
+    last: int,
+    n_boot: int,
+    colour_by: str | None = None,
 ) -> bool:
     """Final score against mean expected age and against mean entropy (the recency and
     entropy view of Korniak et al. 2026): one point per variant, the mean over seeds of
     each run's score (the table's, with its 95% CI) against the mean over seeds of each
-    run's time-average over its episode ends (95% bootstrap CI over seeds). Returns False
-    (and writes nothing) when the store holds no replay_stats rows."""
+    run's time-average over its episode ends (95% bootstrap CI over seeds). Each variant
+    has its own colour, or with ``colour_by`` a label (``vol``) the colour of the part of
+    its name that starts with it (:func:`name_part`), with a legend of those parts.
+    Returns False (and writes nothing) when the store holds no replay_stats rows."""
     groups = _replay_groups(study)
     if not groups:
         return False
     envs = list(dict.fromkeys(env_id for env_id, _, _ in groups))
     fig, axes = plt.subplots(len(envs), 2, figsize=(12, 4 * len(envs)), squeeze=False)
-    colors = _colors(len(groups))
+    if colour_by is None:
+        colors = _colors(len(groups))
+    else:
+        parts = [name_part(variant, colour_by) for _, variant, _ in groups]
+        palette = dict(zip(dict.fromkeys(parts), _colors(len(set(parts))), strict=True))
+        colors = [palette[part] for part in parts]
     by_variant = {(r.env_id, r.variant): r for r in rows}
     for (env_id, variant, runs), color in zip(groups, colors, strict=True):
         row, table_row = axes[envs.index(env_id)], by_variant[env_id, variant]
@@ -342,6 +361,9 @@ def plot_recency_entropy(
             ax.grid(alpha=0.3)
     fig.suptitle("final score against recency and entropy: per variant, 95% CIs", fontsize=10)
     fig.tight_layout()
+    if colour_by is not None:
+        handles = [plt.Line2D([], [], color=c, marker="o", ls="") for c in palette.values()]
+        _legend_below(fig, handles, list(palette))
     fig.savefig(path, **_SAVE)
     plt.close(fig)
     return True

@@ -41,10 +41,12 @@ def write_report(
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast] = (),
+    colour_by: str | None = None,
 ) -> Path:
     """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
     scores table.md and table.csv report (scores.SCORES' names; None: all of them);
-    ``contrasts``: those contrasts.md reports (none: no contrasts.md).
+    ``contrasts``: those contrasts.md reports (none: no contrasts.md); ``colour_by``: the
+    name label recency_entropy.png colours variants by (None: a colour each).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
     counted run, ``baseline`` or a contrast names no variant or ``scores`` an unknown
@@ -64,6 +66,7 @@ def write_report(
         n_boot,
         scores=score_names,
         contrasts=contrasts,
+        colour_by=colour_by,
     )
     return target
 
@@ -98,10 +101,12 @@ def write_report_folder(
     extra_files: dict[str, str] | None = None,
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast] = (),
+    colour_by: str | None = None,
 ) -> None:
-    """Write the report of ``study`` (tables of ``scores``, figures, contrasts.md of
-    ``contrasts`` if any, and ``extra_files``: name -> text) into ``target``, built beside
-    it and swapped in whole.
+    """Write the report of ``study`` (tables of ``scores``, figures, recency_entropy.png
+    coloured by the name label ``colour_by`` if given, contrasts.md of ``contrasts`` if
+    any, and ``extra_files``: name -> text) into ``target``, built beside it and swapped in
+    whole.
 
     Raises ConfigError (nothing written) when ``baseline`` or a contrast names no variant
     or ``scores`` an unknown score.
@@ -138,7 +143,9 @@ def write_report_folder(
         study_figures.plot_thresholds(study, tmp / "thresholds.png", window)
         study_figures.plot_diagnostics(study, tmp / "diagnostics.png", window)
         study_figures.plot_replay_stats(study, tmp / "replay_stats.png", n_boot)
-        study_figures.plot_recency_entropy(study, rows, tmp / "recency_entropy.png", last, n_boot)
+        study_figures.plot_recency_entropy(
+            study, rows, tmp / "recency_entropy.png", last, n_boot, colour_by
+        )
         if contrasts:
             text = contrasts_markdown(contrasted, last, window, n_boot)
             (tmp / "contrasts.md").write_text(text)
