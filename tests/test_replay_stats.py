@@ -17,7 +17,7 @@ from report_support import SyntheticRun, make_store, two_variant_study
 from ddpglab.replay import make_buffer
 from ddpglab.replay.diagnostics import law_stats
 from ddpglab.report import study_figures
-from ddpglab.report.study_figures import name_part
+from ddpglab.report.name_parts import name_part
 from ddpglab.report.study_report import write_report
 from ddpglab.state_files import load_state, save_state
 from ddpglab.store import EpisodeRow, ReplayStatsRow, ResultsStore

@@ -10,7 +10,8 @@ from report_support import SyntheticRun, make_store
 
 from ddpglab.config import ConfigError
 from ddpglab.report import stats
-from ddpglab.report.contrasts import Contrast, contrast_rows, parse_contrast
+from ddpglab.report.contrasts import Contrast, contrast_rows, matched_variants, parse_contrast
+from ddpglab.report.name_parts import name_part, with_part_replaced
 from ddpglab.report.study_data import load_study_runs
 
 N_BOOT = 400
@@ -108,3 +109,54 @@ def test_cli_refuses_a_bad_contrast_and_writes_nothing(tmp_path, capsys, contras
     folder = store(tmp_path / "s", {"big": [-100.0, -120.0], "small": [-130.0, -150.0]})
     rc, _, err = run_cli(["report", str(folder), "--contrast", contrast], capsys)
     assert_refused(rc, err, folder / "report", "--contrast", mention)
+
+
+@pytest.mark.parametrize(
+    ("variant", "label", "part"),
+    [
+        ("lap-vol16", "vol", "vol16"),
+        ("stratified-cap1e4-thr-0.5-good0.5", "thr", "thr-0.5"),
+        ("stratified-cap1e4-thr-0.5-good0.5", "cap", "cap1e4"),
+        ("uniform+pal-vol256", "vol", "vol256"),
+        ("uniform", "vol", "(no vol)"),
+    ],
+)
+def test_a_name_part_runs_to_the_next_label(variant, label, part):
+    assert name_part(variant, label) == part
+
+
+def test_a_part_is_replaced_only_where_it_is_a_whole_fragment():
+    replace = with_part_replaced
+    assert replace("stratified-cap1e4-thr-0.5-good0.5", "thr-0.5", "thr+0.5") == (
+        "stratified-cap1e4-thr+0.5-good0.5"
+    )
+    assert replace("capx-cap1e6", "cap1e6", "cap1e4") == "capx-cap1e4"
+    assert replace("uniform-cap1e6", "cap1e", "cap1e4") is None  # not a whole fragment
+
+
+def test_a_contrast_of_name_parts_pairs_the_variants_that_differ_in_them():
+    known = ["u-cap1e4", "u-cap1e6", "s-cap1e4-thr-0.5", "s-cap1e6-thr-0.5", "x-cap1e6"]
+    assert matched_variants(parse_contrast("cap1e6:cap1e4"), known) == (
+        ["u-cap1e6", "s-cap1e6-thr-0.5"],
+        ["u-cap1e4", "s-cap1e4-thr-0.5"],
+    )  # x-cap1e6 has no partner
+    assert matched_variants(parse_contrast("u-cap1e6:u-cap1e4"), known) == (
+        ["u-cap1e6"],
+        ["u-cap1e4"],
+    )
+    with pytest.raises(ConfigError, match="no variant has the part 'cap1e5'"):
+        matched_variants(parse_contrast("cap1e5:cap1e4"), known)
+    with pytest.raises(ConfigError, match="no variant 'nope'"):
+        matched_variants(parse_contrast("u-cap1e6:nope"), known)
+
+
+def test_cli_contrast_of_name_parts_averages_the_pairs(tmp_path, capsys):
+    finals = {"u-big": [-100.0, -110.0], "u-small": [-150.0, -160.0]}
+    finals |= {"s-big": [-200.0, -210.0], "s-small": [-210.0, -220.0]}
+    folder = store(tmp_path / "s", finals)
+    argv = ["report", str(folder), "--contrast", "big:small", "--score", "final"]
+    rc, out, err = run_cli([*argv, "--bootstrap", "100"], capsys)
+    assert rc == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("| Pendulum-v1 | big"))
+    assert row.startswith("| Pendulum-v1 | big (2 variants) | small (2 variants) | final | 4 / 4 |")
+    assert "| 30.0 [" in row  # ((-105 + 155) + (-205 + 215)) / 2

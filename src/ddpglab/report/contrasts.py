@@ -4,6 +4,9 @@ beyond the table's one baseline (a 1e6 buffer against a 1e4 one, LAP against uni
 A side may name several variants, matched in order with the other side's
 (``A1,A2:B1,B2``); the contrast is then averaged over the matched pairs, each pair one
 stratum of the bootstrap, for claims across samplers such as "a 1e6 buffer beats a 1e4 one".
+Such pairs can also be named by the part of the name they differ in: ``cap1e6:cap1e4``
+matches every variant with the fragment ``cap1e6`` with the one that has ``cap1e4`` in its
+place (:mod:`ddpglab.report.name_parts`).
 For each score, ``contrasts.md`` gives the difference of means (the drop as it is: lower is
 better) and P(A > B), the probability that a seed of A does better than a seed of B, each
 with a 95 % bootstrap CI over seeds (:func:`stats.mean_difference_ci`,
@@ -20,6 +23,7 @@ import numpy as np
 
 from ddpglab.config import ConfigError
 from ddpglab.report import stats
+from ddpglab.report.name_parts import with_part_replaced
 from ddpglab.report.scores import oriented, run_score
 from ddpglab.report.study_data import RunData, StudyRuns
 from ddpglab.report.study_rows import rng_for, solve_threshold_for
@@ -55,6 +59,7 @@ class ContrastRow:
 
     env_id: str
     contrast: Contrast
+    pairs: int  # matched pairs of variants
     score: str
     seeds: tuple[int, int]
     difference: tuple[float, float, float]
@@ -72,6 +77,29 @@ def defined_scores(
     return values[~np.isnan(values)]
 
 
+def matched_variants(contrast: Contrast, known: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The variants a contrast compares, matched in order: its names as given when they all
+    name variants, or for ``part:other`` (one name fragment a side, see
+    :mod:`name_parts`) every variant with the fragment ``part`` and the one that has
+    ``other`` in its place. ConfigError when a name is neither, or no pair is found."""
+    names = (*contrast.better, *contrast.than)
+    if all(name in known for name in names):
+        return list(contrast.better), list(contrast.than)
+    if len(contrast.better) == 1 and not any(name in known for name in names):
+        (part,), (other,) = contrast.better, contrast.than
+        partners = {v: with_part_replaced(v, part, other) for v in known}
+        better = [v for v, partner in partners.items() if partner in known]
+        if better:
+            return better, [partners[v] for v in better]
+        raise ConfigError(
+            f"--contrast {contrast}: no variant has the part '{part}' with a partner that has "
+            f"'{other}' in its place (nor are they variants: {', '.join(known)})"
+        )
+    unknown = next(name for name in names if name not in known)
+    choices = ", ".join(known)
+    raise ConfigError(f"--contrast {contrast}: no variant '{unknown}'; choose from {choices}")
+
+
 def contrast_rows(
     study: StudyRuns,
     contrasts: Sequence[Contrast],
@@ -84,32 +112,24 @@ def contrast_rows(
 ) -> list[ContrastRow]:
     """Every contrast x score, in each env where all of its variants have runs.
 
-    ConfigError when a contrast names a variant the study lacks, or has no env where all of
-    its variants ran."""
-    known = study.variants()
-    for contrast in contrasts:
-        for name in (*contrast.better, *contrast.than):
-            if name not in known:
-                raise ConfigError(
-                    f"--contrast {contrast}: no variant '{name}'; choose from {', '.join(known)}"
-                )
+    ConfigError when a contrast names a variant (or a name part) the study lacks, or has no
+    env where all of its variants ran."""
+    matched = [(c, *matched_variants(c, study.variants())) for c in contrasts]
     rows = []
-    for contrast in contrasts:
-        envs = [
-            env
-            for env in study.envs
-            if all(study.group(env, n) for n in (*contrast.better, *contrast.than))
-        ]
+    for contrast, better, than in matched:
+        envs = [env for env in study.envs if all(study.group(env, n) for n in better + than)]
         if not envs:
             raise ConfigError(f"--contrast {contrast}: its variants share no environment")
         for env_id, score in ((e, s) for e in envs for s in score_names):
             kwargs = {"last": last, "window": window}
             kwargs["threshold"] = solve_threshold_for(env_id, threshold)
-            a = [defined_scores(study.group(env_id, n), score, **kwargs) for n in contrast.better]
-            b = [defined_scores(study.group(env_id, n), score, **kwargs) for n in contrast.than]
+            a = [defined_scores(study.group(env_id, n), score, **kwargs) for n in better]
+            b = [defined_scores(study.group(env_id, n), score, **kwargs) for n in than]
             seeds = (sum(x.size for x in a), sum(y.size for y in b))
             if not all(x.size for x in a + b):
-                rows.append(ContrastRow(env_id, contrast, score, seeds, (nan,) * 3, (nan,) * 3))
+                rows.append(
+                    ContrastRow(env_id, contrast, len(a), score, seeds, (nan,) * 3, (nan,) * 3)
+                )
                 continue
             rng = rng_for(env_id, str(contrast), score)
             difference = stats.mean_difference_ci(a, b, n_boot, rng)
@@ -118,7 +138,7 @@ def contrast_rows(
             )
             if min(x.size for x in a + b) < 2:  # one seed has no spread to resample
                 difference, p_better = (difference[0], nan, nan), (p_better[0], nan, nan)
-            rows.append(ContrastRow(env_id, contrast, score, seeds, difference, p_better))
+            rows.append(ContrastRow(env_id, contrast, len(a), score, seeds, difference, p_better))
     return rows
 
 
@@ -137,7 +157,9 @@ def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_bo
         "# Contrasts",
         "",
         "- A:B compares variant A with variant B; with several variants a side, they are"
-        " matched in order and the contrast is the average over the matched pairs.",
+        " matched in order and the contrast is the average over the matched pairs. A and B"
+        " may also be parts of names (cap1e6:cap1e4): every variant with part A is matched"
+        " with the one that has B in its place.",
         f"- Scores of a seed: final (mean return of its last {last} episodes), auc (area under"
         f" the learning curve), drop (largest fall of the {window}-episode rolling mean after"
         " its first crossing of the threshold; lower is better; seeds that never crossed"
@@ -151,9 +173,11 @@ def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_bo
         "| --- | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for row in rows:
+        a, b = ", ".join(row.contrast.better), ", ".join(row.contrast.than)
+        if row.pairs > len(row.contrast.better):  # name parts: say how many pairs they found
+            a, b = f"{a} ({row.pairs} variants)", f"{b} ({row.pairs} variants)"
         lines.append(
-            f"| {row.env_id} | {', '.join(row.contrast.better)} | {', '.join(row.contrast.than)}"
-            f" | {row.score} | {row.seeds[0]} / {row.seeds[1]}"
+            f"| {row.env_id} | {a} | {b} | {row.score} | {row.seeds[0]} / {row.seeds[1]}"
             f" | {_interval(row.difference, 1)} | {_interval(row.p_better, 2)} |"
         )
     return "\n".join(lines) + "\n"

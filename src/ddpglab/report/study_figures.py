@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ddpglab.report import stats  # noqa: E402
+from ddpglab.report.name_parts import name_part  # noqa: E402
 from ddpglab.report.study_data import StudyRuns  # noqa: E402
 from ddpglab.report.study_rows import Row, rng_for  # noqa: E402
 
@@ -303,13 +304,6 @@ def plot_replay_stats(study: StudyRuns, path: Path, n_boot: int) -> bool:
     fig.savefig(path, **_SAVE)
     plt.close(fig)
     return True
-
-
-def name_part(variant: str, label: str) -> str:
-    """The part of a variant's name that starts with ``label`` (the axis fragment
-    ``vol16`` of ``lap-vol16`` for label ``vol``), or ``(no <label>)``."""
-    parts = [part for part in variant.split("-") if part.startswith(label)]
-    return parts[0] if parts else f"(no {label})"
 
 
 def plot_recency_entropy(
