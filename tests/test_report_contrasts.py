@@ -9,8 +9,13 @@ from cli_support import assert_refused, run_cli
 from report_support import SyntheticRun, make_store
 
 from ddpglab.config import ConfigError
-from ddpglab.report import stats
-from ddpglab.report.contrasts import Contrast, contrast_rows, matched_variants, parse_contrast
+from ddpglab.report.contrasts import (
+    Contrast,
+    contrast_rows,
+    matched_variants,
+    pair_statistics,
+    parse_contrast,
+)
 from ddpglab.report.name_parts import name_part, with_part_replaced
 from ddpglab.report.study_data import load_study_runs
 
@@ -31,12 +36,44 @@ def store(folder, finals: dict[str, list[float]]):
     return make_store(folder, runs)
 
 
-def test_mean_difference_averages_the_pairs_and_its_ci_covers_the_bootstrap():
-    a, b = [np.array([1.0, 3.0]), np.array([10.0, 10.0])], [np.array([0.0, 0.0]), np.array([4.0])]
-    point, lo, hi = stats.mean_difference_ci(a, b, N_BOOT, np.random.default_rng(0))
-    assert point == pytest.approx(((2.0 - 0.0) + (10.0 - 4.0)) / 2)
-    # Only a's first task varies: its resampled mean is 1, 2 or 3, so D is 3.5, 4 or 4.5.
-    assert (lo, hi) == (3.5, 4.5)
+def test_pair_statistics_average_the_pairs_by_hand():
+    scores = {
+        "a1": np.array([1.0, 3.0]),
+        "a2": np.array([10.0, 10.0]),
+        "b1": np.array([0.0, 2.0]),
+        "b2": np.array([4.0]),
+    }
+    d, p = pair_statistics(scores, ["a1", "a2"], ["b1", "b2"], "final")
+    assert d == pytest.approx(((2.0 - 1.0) + (10.0 - 4.0)) / 2)
+    # a1 against b1: 1 > 0, 1 < 2, 3 > 0, 3 > 2 -> 3/4; a2 against b2: 1
+    assert p == pytest.approx((3 / 4 + 1) / 2)
+    drops = {"steady": np.array([50.0]), "collapse": np.array([900.0])}
+    d, p = pair_statistics(drops, ["steady"], ["collapse"], "drop")
+    assert (d, p) == (-850.0, 1.0)  # the drop itself; a smaller drop is the better
+
+
+def test_a_variant_is_resampled_once_per_replicate_wherever_it_appears(tmp_path):
+    """The same contrast twice as an interaction is 0 in every replicate: each variant's
+    resample is shared by every pair it appears in."""
+    folder = store(tmp_path / "s", {"a": [-100.0, -120.0, -140.0], "b": [-130.0, -150.0, -90.0]})
+    study = load_study_runs(folder)
+    kwargs = {"threshold": None, "last": 10, "window": 10, "n_boot": N_BOOT}
+    same = (parse_contrast("a:b"), parse_contrast("a:b"))
+    (row,) = contrast_rows(study, [same], ["final"], **kwargs)
+    assert row.difference == (0.0, 0.0, 0.0) and row.p_better == (0.0, 0.0, 0.0)
+
+
+def test_an_interaction_is_the_first_contrast_minus_the_second(tmp_path):
+    finals = {"a": [-100.0, -110.0], "b": [-130.0, -140.0]}  # a gains 30, P = 1
+    finals |= {"c": [-100.0, -120.0], "d": [-110.0, -130.0]}  # c gains 10, P = 3/4
+    study = load_study_runs(store(tmp_path / "s", finals))
+    kwargs = {"threshold": None, "last": 10, "window": 10, "n_boot": N_BOOT}
+    interaction = (parse_contrast("a:b"), parse_contrast("c:d"))
+    (row,) = contrast_rows(study, [interaction], ["final"], **kwargs)
+    assert row.difference[0] == pytest.approx(30.0 - 10.0)
+    assert row.p_better[0] == pytest.approx(1.0 - 3 / 4)
+    assert row.seeds == (2, 2, 2, 2) and row.pairs == (1, 1)
+    assert row.difference[1] <= row.difference[0] <= row.difference[2]
 
 
 @pytest.mark.parametrize(
@@ -160,3 +197,18 @@ def test_cli_contrast_of_name_parts_averages_the_pairs(tmp_path, capsys):
     row = next(line for line in out.splitlines() if line.startswith("| Pendulum-v1 | big"))
     assert row.startswith("| Pendulum-v1 | big (2 variants) | small (2 variants) | final | 4 / 4 |")
     assert "| 30.0 [" in row  # ((-105 + 155) + (-205 + 215)) / 2
+
+
+def test_cli_interaction_writes_its_own_table(tmp_path, capsys):
+    finals = {"a": [-100.0, -110.0], "b": [-130.0, -140.0]}
+    finals |= {"c": [-100.0, -120.0], "d": [-110.0, -130.0]}
+    folder = store(tmp_path / "s", finals)
+    argv = ["report", str(folder), "--interaction", "a:b", "c:d", "--score", "final"]
+    rc, out, err = run_cli([*argv, "--bootstrap", "100"], capsys)
+    assert rc == 0, err
+    text = (folder / "report" / "contrasts.md").read_text()
+    assert "## Interactions" in text and "## Interactions" in out
+    assert "| Pendulum-v1 | a:b | c:d | final | 2 / 2 / 2 / 2 | 20.0 [" in text
+    rc, _, err = run_cli(["report", str(folder), "--interaction", "a:b", "c:nope"], capsys)
+    assert_refused(rc, err, tmp_path / "nothing", "--interaction", "no variant 'nope'")
+    assert (folder / "report" / "contrasts.md").read_text() == text  # the report kept whole

@@ -140,6 +140,16 @@ def add_parsers(commands) -> None:
         "(repeatable)",
     )
     report.add_argument(
+        "--interaction",
+        dest="interactions",
+        action="append",
+        nargs=2,
+        type=_contrast,
+        metavar=("A:B", "C:D"),
+        help="also write to contrasts.md how much more A gains over B than C over D (a "
+        "sampler against uniform at low volume, and at high), with 95%% CIs (repeatable)",
+    )
+    report.add_argument(
         "--colour-by",
         metavar="LABEL",
         help="recency_entropy.png: colour each variant by the part of its name that starts "
@@ -242,8 +252,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     given = {name: value for name, value in given.items() if value is not None}
     if args.scores is not None:
         given["scores"] = [name for names in args.scores for name in names]
-    if args.contrasts:
-        given["contrasts"] = args.contrasts
+    if args.contrasts or args.interactions:
+        given["contrasts"] = [*(args.contrasts or []), *map(tuple, args.interactions or [])]
     if args.colour_by:
         given["colour_by"] = args.colour_by
     if args.out is None:
@@ -271,7 +281,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             **given,
         )
     print((folder / "table.md").read_text(), end="")
-    if args.contrasts:
+    if "contrasts" in given:
         print("\n" + (folder / "contrasts.md").read_text(), end="")
     names = ", ".join(sorted(p.name for p in folder.iterdir()))
     print(f"\nreport written to {folder}/ ({names})")

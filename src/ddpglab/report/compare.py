@@ -86,7 +86,7 @@ def write_comparison(
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
-    contrasts: Sequence[Contrast] = (),
+    contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
 ) -> Path:
     """Write the report of several run or study folders into ``out`` and return it.

@@ -1,17 +1,25 @@
 """Contrasts of ``ddpglab report --contrast A:B``: how variant A compares with variant B,
-beyond the table's one baseline (a 1e6 buffer against a 1e4 one, LAP against uniform + PAL).
+beyond the table's one baseline (a 1e6 buffer against a 1e4 one, LAP against uniform + PAL),
+and interactions, ``--interaction A:B C:D``: whether A gains more over B than C over D
+(a sampler against uniform at low replay volume, and at high).
 
 A side may name several variants, matched in order with the other side's
-(``A1,A2:B1,B2``); the contrast is then averaged over the matched pairs, each pair one
-stratum of the bootstrap, for claims across samplers such as "a 1e6 buffer beats a 1e4 one".
-Such pairs can also be named by the part of the name they differ in: ``cap1e6:cap1e4``
-matches every variant with the fragment ``cap1e6`` with the one that has ``cap1e4`` in its
-place (:mod:`ddpglab.report.name_parts`).
-For each score, ``contrasts.md`` gives the difference of means (the drop as it is: lower is
-better) and P(A > B), the probability that a seed of A does better than a seed of B, each
-with a 95 % bootstrap CI over seeds (:func:`stats.mean_difference_ci`,
-:func:`stats.probability_of_improvement_ci`). A seed without a score (no drop where the
-rolling mean never crossed the threshold) is left out, as the table leaves it out.
+(``A1,A2:B1,B2``); the contrast is then averaged over the matched pairs, for claims across
+samplers such as "a 1e6 buffer beats a 1e4 one". Such pairs can also be named by the part
+of the name they differ in: ``cap1e6:cap1e4`` matches every variant with the fragment
+``cap1e6`` with the one that has ``cap1e4`` in its place (:mod:`ddpglab.report.name_parts`).
+
+For M matched pairs (A_m, B_m) of per-seed scores, a contrast is
+
+    D = (1/M) sum_m (mean A_m - mean B_m)        (the drop as it is: lower is better)
+    P = (1/M) sum_m P(X > Y), X ~ A_m, Y ~ B_m   (Mann-Whitney, ties 1/2; for the drop, a
+                                                  smaller one is the better: P(X < Y))
+
+and an interaction of contrasts c1 and c2 is D(c1) - D(c2) and P(c1) - P(c2). CIs are 95 %
+percentile bootstrap intervals: every variant's seeds are resampled once per replicate
+(Agarwal et al. 2021's resampling of runs), so a variant that appears in several pairs
+(uniform against each sampler) moves together in all of them. A seed without a score (no
+drop where the rolling mean never crossed the threshold) is left out, as the table does.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from ddpglab.report.scores import oriented, run_score
 from ddpglab.report.study_data import RunData, StudyRuns
 from ddpglab.report.study_rows import rng_for, solve_threshold_for
 
-nan = float("nan")
+NAN3 = (float("nan"),) * 3
 
 
 @dataclass(frozen=True)
@@ -42,26 +50,28 @@ class Contrast:
         return f"{','.join(self.better)}:{','.join(self.than)}"
 
 
-def parse_contrast(text: str) -> Contrast:
+def parse_contrast(text: str, option: str = "--contrast") -> Contrast:
     """``A:B`` or ``A1,A2:B1,B2``; ConfigError (one line) for anything else."""
     left, sep, right = text.partition(":")
     sides = [tuple(n.strip() for n in side.split(",") if n.strip()) for side in (left, right)]
     if not sep or ":" in right or not all(sides) or len(sides[0]) != len(sides[1]):
         raise ConfigError(
-            f"--contrast {text!r}: expected A:B or A1,A2:B1,B2 (as many variants on each side)"
+            f"{option} {text!r}: expected A:B or A1,A2:B1,B2 (as many variants on each side)"
         )
     return Contrast(*sides)
 
 
 @dataclass(frozen=True)
 class ContrastRow:
-    """One contrast in one env, for one score: seeds counted, D and P(A > B) with CIs."""
+    """A contrast (``second`` None) or an interaction ``contrast`` - ``second``, in one env,
+    for one score: the matched pairs and seeds counted, D and P with their CIs."""
 
     env_id: str
     contrast: Contrast
-    pairs: int  # matched pairs of variants
+    second: Contrast | None
+    pairs: tuple[int, ...]  # matched pairs of each contrast
     score: str
-    seeds: tuple[int, int]
+    seeds: tuple[int, ...]  # seeds scored on each side: (A, B) or (A, B, C, D)
     difference: tuple[float, float, float]
     p_better: tuple[float, float, float]
 
@@ -77,7 +87,9 @@ def defined_scores(
     return values[~np.isnan(values)]
 
 
-def matched_variants(contrast: Contrast, known: Sequence[str]) -> tuple[list[str], list[str]]:
+def matched_variants(
+    contrast: Contrast, known: Sequence[str], option: str = "--contrast"
+) -> tuple[list[str], list[str]]:
     """The variants a contrast compares, matched in order: its names as given when they all
     name variants, or for ``part:other`` (one name fragment a side, see
     :mod:`name_parts`) every variant with the fragment ``part`` and the one that has
@@ -92,17 +104,40 @@ def matched_variants(contrast: Contrast, known: Sequence[str]) -> tuple[list[str
         if better:
             return better, [partners[v] for v in better]
         raise ConfigError(
-            f"--contrast {contrast}: no variant has the part '{part}' with a partner that has "
+            f"{option} {contrast}: no variant has the part '{part}' with a partner that has "
             f"'{other}' in its place (nor are they variants: {', '.join(known)})"
         )
     unknown = next(name for name in names if name not in known)
     choices = ", ".join(known)
-    raise ConfigError(f"--contrast {contrast}: no variant '{unknown}'; choose from {choices}")
+    raise ConfigError(f"{option} {contrast}: no variant '{unknown}'; choose from {choices}")
+
+
+def pair_statistics(
+    scores: dict[str, np.ndarray], better: Sequence[str], than: Sequence[str], score: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(D, P) of the matched pairs (better_m, than_m), vectorised over a leading replicate
+    axis of the score arrays (n,) or (n_boot, n); see the module's docstring."""
+    pairs = list(zip(better, than, strict=True))
+    d = np.mean([scores[a].mean(-1) - scores[b].mean(-1) for a, b in pairs], axis=0)
+    p = np.mean(
+        [
+            stats.probability_of_improvement(oriented(score, scores[a]), oriented(score, scores[b]))
+            for a, b in pairs
+        ],
+        axis=0,
+    )
+    return d, p
+
+
+def _estimate(point: np.ndarray, replicates: np.ndarray, spread: bool) -> tuple[float, ...]:
+    if not spread:  # a side with one seed has no spread to resample
+        return float(point), float("nan"), float("nan")
+    return (float(point), *stats.percentile_interval(replicates))
 
 
 def contrast_rows(
     study: StudyRuns,
-    contrasts: Sequence[Contrast],
+    contrasts: Sequence[Contrast | tuple[Contrast, Contrast]],
     score_names: Sequence[str],
     *,
     threshold: float | None,
@@ -110,36 +145,55 @@ def contrast_rows(
     window: int,
     n_boot: int,
 ) -> list[ContrastRow]:
-    """Every contrast x score, in each env where all of its variants have runs.
+    """Every contrast (or interaction: a pair of contrasts) x score, in each env where all
+    of its variants have runs.
 
     ConfigError when a contrast names a variant (or a name part) the study lacks, or has no
     env where all of its variants ran."""
-    matched = [(c, *matched_variants(c, study.variants())) for c in contrasts]
-    rows = []
-    for contrast, better, than in matched:
-        envs = [env for env in study.envs if all(study.group(env, n) for n in better + than)]
+    known, rows = study.variants(), []
+    for item in contrasts:
+        parts = list(item) if isinstance(item, tuple) else [item]
+        option = "--interaction" if len(parts) == 2 else "--contrast"
+        matched = [matched_variants(c, known, option) for c in parts]
+        involved = list(dict.fromkeys(n for better, than in matched for n in better + than))
+        envs = [env for env in study.envs if all(study.group(env, n) for n in involved)]
         if not envs:
-            raise ConfigError(f"--contrast {contrast}: its variants share no environment")
+            named = " ".join(map(str, parts))
+            raise ConfigError(f"{option} {named}: its variants share no environment")
         for env_id, score in ((e, s) for e in envs for s in score_names):
             kwargs = {"last": last, "window": window}
             kwargs["threshold"] = solve_threshold_for(env_id, threshold)
-            a = [defined_scores(study.group(env_id, n), score, **kwargs) for n in better]
-            b = [defined_scores(study.group(env_id, n), score, **kwargs) for n in than]
-            seeds = (sum(x.size for x in a), sum(y.size for y in b))
-            if not all(x.size for x in a + b):
-                rows.append(
-                    ContrastRow(env_id, contrast, len(a), score, seeds, (nan,) * 3, (nan,) * 3)
-                )
-                continue
-            rng = rng_for(env_id, str(contrast), score)
-            difference = stats.mean_difference_ci(a, b, n_boot, rng)
-            p_better = stats.probability_of_improvement_ci(
-                [oriented(score, x) for x in a], [oriented(score, y) for y in b], n_boot, rng
-            )
-            if min(x.size for x in a + b) < 2:  # one seed has no spread to resample
-                difference, p_better = (difference[0], nan, nan), (p_better[0], nan, nan)
-            rows.append(ContrastRow(env_id, contrast, len(a), score, seeds, difference, p_better))
+            scores = {n: defined_scores(study.group(env_id, n), score, **kwargs) for n in involved}
+            rows.append(_row(env_id, parts, matched, score, scores, n_boot))
     return rows
+
+
+def _row(
+    env_id: str,
+    parts: list[Contrast],
+    matched: list[tuple[list[str], list[str]]],
+    score: str,
+    scores: dict[str, np.ndarray],
+    n_boot: int,
+) -> ContrastRow:
+    """The row of one contrast, or of an interaction (two ``parts``), from each involved
+    variant's defined scores."""
+    second = parts[1] if len(parts) == 2 else None
+    pairs = tuple(len(better) for better, _ in matched)
+    seeds = tuple(sum(scores[n].size for n in side) for m in matched for side in m)
+    if not all(values.size for values in scores.values()):
+        return ContrastRow(env_id, parts[0], second, pairs, score, seeds, NAN3, NAN3)
+    rng = rng_for(env_id, " ".join(map(str, parts)), score)
+    boot = {n: stats.resample(values, n_boot, rng) for n, values in scores.items()}
+    point = [pair_statistics(scores, *m, score) for m in matched]
+    replicates = [pair_statistics(boot, *m, score) for m in matched]
+    if second is not None:  # the interaction: the first contrast minus the second
+        point = [tuple(x - y for x, y in zip(*point, strict=True))]
+        replicates = [tuple(x - y for x, y in zip(*replicates, strict=True))]
+    spread = min(values.size for values in scores.values()) >= 2
+    (d, p), (d_boot, p_boot) = point[0], replicates[0]
+    difference, p_better = _estimate(d, d_boot, spread), _estimate(p, p_boot, spread)
+    return ContrastRow(env_id, parts[0], second, pairs, score, seeds, difference, p_better)
 
 
 def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
@@ -151,8 +205,16 @@ def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _sides(contrast: Contrast, pairs: int) -> tuple[str, str]:
+    a, b = ", ".join(contrast.better), ", ".join(contrast.than)
+    if pairs > len(contrast.better):  # name parts: say how many pairs they found
+        return f"{a} ({pairs} variants)", f"{b} ({pairs} variants)"
+    return a, b
+
+
 def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_boot: int) -> str:
-    """contrasts.md: what the columns mean, then one line per (env, contrast, score)."""
+    """contrasts.md: what the columns mean, then one line per (env, contrast, score), and
+    the interactions in a table of their own."""
     lines = [
         "# Contrasts",
         "",
@@ -167,17 +229,42 @@ def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_bo
         "- mean A - mean B: the difference of the variants' means over seeds (averaged over"
         " pairs); P(A better): P(X > Y) that a seed of A does better than a seed of B (for"
         f" the drop: P(X < Y)), ties 1/2. 95% percentile bootstrap CIs ({n_boot} replicates)"
-        " resample the seeds of A and of B independently, each pair one stratum.",
-        "",
-        "| env | A | B | score | seeds A / B | mean A - mean B [95% CI] | P(A better) [95% CI] |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+        " resample every variant's seeds once per replicate.",
     ]
-    for row in rows:
-        a, b = ", ".join(row.contrast.better), ", ".join(row.contrast.than)
-        if row.pairs > len(row.contrast.better):  # name parts: say how many pairs they found
-            a, b = f"{a} ({row.pairs} variants)", f"{b} ({row.pairs} variants)"
+    contrasts = [row for row in rows if row.second is None]
+    interactions = [row for row in rows if row.second is not None]
+    if contrasts:
+        lines += [
+            "",
+            "| env | A | B | score | seeds A / B | mean A - mean B [95% CI]"
+            " | P(A better) [95% CI] |",
+            "| --- | --- | --- | --- | ---: | ---: | ---: |",
+        ]
+    for row in contrasts:
+        a, b = _sides(row.contrast, row.pairs[0])
         lines.append(
             f"| {row.env_id} | {a} | {b} | {row.score} | {row.seeds[0]} / {row.seeds[1]}"
             f" | {_interval(row.difference, 1)} | {_interval(row.p_better, 2)} |"
+        )
+    if interactions:
+        lines += [
+            "",
+            "## Interactions",
+            "",
+            "- (A:B) - (C:D): how much more A gains over B than C over D, as the difference of"
+            " the two contrasts' mean differences and of their P(better); an interval that"
+            " excludes 0 says the gains differ.",
+            "",
+            "| env | A:B | C:D | score | seeds A / B / C / D | difference of (mean A - mean B)"
+            " [95% CI] | difference of P(better) [95% CI] |",
+            "| --- | --- | --- | --- | ---: | ---: | ---: |",
+        ]
+    for row in interactions:
+        first = ":".join(_sides(row.contrast, row.pairs[0]))
+        second = ":".join(_sides(row.second, row.pairs[1]))
+        lines.append(
+            f"| {row.env_id} | {first} | {second} | {row.score} |"
+            f" {' / '.join(map(str, row.seeds))} | {_interval(row.difference, 1)} |"
+            f" {_interval(row.p_better, 2)} |"
         )
     return "\n".join(lines) + "\n"

@@ -135,31 +135,6 @@ def probability_of_improvement_ci(
     return point, lo, hi
 
 
-def mean_difference_ci(
-    x_tasks: Sequence[np.ndarray],
-    y_tasks: Sequence[np.ndarray],
-    n_boot: int,
-    rng: np.random.Generator,
-    level: float = 0.95,
-) -> tuple[float, float, float]:
-    """Average over tasks of the difference of means, D = (1/M) sum_m (mean X_m - mean Y_m),
-    with a percentile CI from resampling the runs of X and of Y independently within each
-    task (the resampling of :func:`probability_of_improvement_ci`)."""
-
-    def average(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray:
-        differences = [
-            np.mean(a, axis=-1) - np.mean(b, axis=-1) for a, b in zip(xs, ys, strict=True)
-        ]
-        return np.mean(differences, axis=0)
-
-    point = float(average(x_tasks, y_tasks))
-    replicates = average(
-        stratified_bootstrap(x_tasks, n_boot, rng), stratified_bootstrap(y_tasks, n_boot, rng)
-    )
-    lo, hi = percentile_interval(replicates, level)
-    return point, lo, hi
-
-
 def mean_band(
     curves: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

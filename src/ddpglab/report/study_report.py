@@ -40,12 +40,13 @@ def write_report(
     n_boot: int = N_BOOT,
     include_unfinished: bool = False,
     scores: Sequence[str] | None = None,
-    contrasts: Sequence[Contrast] = (),
+    contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
 ) -> Path:
     """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
     scores table.md and table.csv report (scores.SCORES' names; None: all of them);
-    ``contrasts``: those contrasts.md reports (none: no contrasts.md); ``colour_by``: the
+    ``contrasts``: the contrasts and interactions (pairs of contrasts) contrasts.md reports
+    (none: no contrasts.md); ``colour_by``: the
     name label recency_entropy.png colours variants by (None: a colour each).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
@@ -100,7 +101,7 @@ def write_report_folder(
     n_boot: int = N_BOOT,
     extra_files: dict[str, str] | None = None,
     scores: Sequence[str] | None = None,
-    contrasts: Sequence[Contrast] = (),
+    contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
 ) -> None:
     """Write the report of ``study`` (tables of ``scores``, figures, recency_entropy.png
