@@ -46,8 +46,8 @@ def write_report(
     """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
     scores table.md and table.csv report (scores.SCORES' names; None: all of them);
     ``contrasts``: the contrasts and interactions (pairs of contrasts) contrasts.md reports
-    (none: no contrasts.md); ``colour_by``: the
-    name label recency_entropy.png colours variants by (None: a colour each).
+    (none: no contrasts.md); ``colour_by``: the name label recency_entropy.png colours
+    variants by (None: a colour each).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
     counted run, ``baseline`` or a contrast names no variant or ``scores`` an unknown
