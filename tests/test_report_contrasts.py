@@ -212,3 +212,14 @@ def test_cli_interaction_writes_its_own_table(tmp_path, capsys):
     rc, _, err = run_cli(["report", str(folder), "--interaction", "a:b", "c:nope"], capsys)
     assert_refused(rc, err, tmp_path / "nothing", "--interaction", "no variant 'nope'")
     assert (folder / "report" / "contrasts.md").read_text() == text  # the report kept whole
+
+
+def test_cli_variants_reports_those_variants_only(tmp_path, capsys):
+    folder = store(tmp_path / "s", {"a": [-100.0, -110.0], "b": [-130.0, -140.0], "c": [-1.0] * 2})
+    argv = ["report", str(folder), "--variants", "c,a", "--bootstrap", "50", "--score", "final"]
+    rc, out, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    table = (folder / "report" / "table.csv").read_text()
+    assert [line.split(",")[1] for line in table.splitlines()[1:]] == ["a", "c"]
+    rc, _, err = run_cli(["report", str(folder), "--variants", "a,nope"], capsys)
+    assert_refused(rc, err, tmp_path / "nothing", "--variants", "no variant 'nope'")

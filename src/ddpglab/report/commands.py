@@ -150,6 +150,13 @@ def add_parsers(commands) -> None:
         "sampler against uniform at low volume, and at high), with 95%% CIs (repeatable)",
     )
     report.add_argument(
+        "--variants",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="report these variants only (repeatable or a comma list; with several "
+        "folders, label/variant)",
+    )
+    report.add_argument(
         "--colour-by",
         metavar="LABEL",
         help="recency_entropy.png: colour each variant by the part of its name that starts "
@@ -256,6 +263,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         given["contrasts"] = [*(args.contrasts or []), *map(tuple, args.interactions or [])]
     if args.colour_by:
         given["colour_by"] = args.colour_by
+    if args.variants:
+        given["variants"] = [n.strip() for names in args.variants for n in names.split(",")]
     if args.out is None:
         if len(args.dirs) > 1 or args.labels:
             raise ConfigError("a report of several folders (or with --label) needs --out DIR")

@@ -88,6 +88,7 @@ def write_comparison(
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
+    variants: Sequence[str] | None = None,
 ) -> Path:
     """Write the report of several run or study folders into ``out`` and return it.
 
@@ -95,7 +96,8 @@ def write_comparison(
     runs, labels that are not one per folder or not distinct, an ``out`` that would
     clobber an input or other files, a ``baseline`` or a contrast (``contrasts``: those
     contrasts.md reports) that names no variant, or ``scores`` that name an unknown score
-    (None: every score). ``colour_by``: as for :func:`write_report`.
+    (None: every score). ``colour_by``, ``variants`` (``label/variant`` names): as for
+    :func:`write_report`.
     """
     score_names = select_scores(scores)
     out = Path(out)
@@ -119,5 +121,6 @@ def write_comparison(
         scores=score_names,
         contrasts=contrasts,
         colour_by=colour_by,
+        variants=variants,
     )
     return out

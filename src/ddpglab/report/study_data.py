@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,18 @@ class StudyRuns:
 
     def group(self, env_id: str, variant: str) -> list[RunData]:
         return [r for r in self.runs if r.env_id == env_id and r.variant == variant]
+
+    def only(self, variants: Sequence[str]) -> StudyRuns:
+        """These runs of ``variants`` alone (in the study's order); ConfigError naming the
+        first variant the study lacks."""
+        known = self.variants()
+        for name in variants:
+            if name not in known:
+                raise ConfigError(
+                    f"--variants: no variant '{name}'; choose from {', '.join(known)}"
+                )
+        runs = [r for r in self.runs if r.variant in variants]
+        return StudyRuns(runs, self.status_counts, self.include_unfinished)
 
 
 def variant_label(raw: str) -> str:

@@ -42,12 +42,13 @@ def write_report(
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
+    variants: Sequence[str] | None = None,
 ) -> Path:
     """Write ``study_dir/report/`` from the store and return that folder; ``scores``: the
     scores table.md and table.csv report (scores.SCORES' names; None: all of them);
     ``contrasts``: the contrasts and interactions (pairs of contrasts) contrasts.md reports
     (none: no contrasts.md); ``colour_by``: the name label recency_entropy.png colours
-    variants by (None: a colour each).
+    variants by (None: a colour each); ``variants``: the variants to report (None: all).
 
     Raises ConfigError (nothing written) when the folder holds no store, the store no
     counted run, ``baseline`` or a contrast names no variant or ``scores`` an unknown
@@ -68,6 +69,7 @@ def write_report(
         scores=score_names,
         contrasts=contrasts,
         colour_by=colour_by,
+        variants=variants,
     )
     return target
 
@@ -103,16 +105,19 @@ def write_report_folder(
     scores: Sequence[str] | None = None,
     contrasts: Sequence[Contrast | tuple[Contrast, Contrast]] = (),
     colour_by: str | None = None,
+    variants: Sequence[str] | None = None,
 ) -> None:
     """Write the report of ``study`` (tables of ``scores``, figures, recency_entropy.png
     coloured by the name label ``colour_by`` if given, contrasts.md of ``contrasts`` if
     any, and ``extra_files``: name -> text) into ``target``, built beside it and swapped in
-    whole.
+    whole; with ``variants``, of those variants only.
 
-    Raises ConfigError (nothing written) when ``baseline`` or a contrast names no variant
-    or ``scores`` an unknown score.
+    Raises ConfigError (nothing written) when ``variants``, ``baseline`` or a contrast names
+    no variant or ``scores`` an unknown score.
     """
     score_names = select_scores(scores)
+    if variants:
+        study = study.only(variants)
     if baseline is None:
         baseline = default_baseline(study)
     elif baseline not in study.variants():
