@@ -10,14 +10,13 @@ from contextlib import closing
 
 import numpy as np
 import pytest
-from cli_support import FAST, run_cli
+from cli_support import FAST, assert_refused, run_cli
 from law_support import add_transitions, stored_steps
 from report_support import SyntheticRun, make_store, two_variant_study
 
 from ddpglab.replay import make_buffer
 from ddpglab.replay.diagnostics import law_stats
 from ddpglab.report import study_figures
-from ddpglab.report.name_parts import name_part
 from ddpglab.report.study_report import write_report
 from ddpglab.state_files import load_state, save_state
 from ddpglab.store import EpisodeRow, ReplayStatsRow, ResultsStore
@@ -240,12 +239,6 @@ def test_the_report_draws_the_replay_figures_only_from_stores_with_rows(tmp_path
     assert (report / "recency_entropy.png").stat().st_size > 0
 
 
-def test_name_part_finds_the_fragment_of_a_label():
-    assert name_part("lap-vol16", "vol") == "vol16"
-    assert name_part("uniform+pal-vol256-cap1e6", "vol") == "vol256"
-    assert name_part("uniform", "vol") == "(no vol)"
-
-
 def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, monkeypatch):
     runs = [
         SyntheticRun("Pendulum-v1", variant, seed, "uniform", "done", np.full(10, -200.0), None)
@@ -264,3 +257,10 @@ def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, monkeypatch)
     assert [t.get_text() for t in figure.legends[0].texts] == ["vol16", "vol256"]
     colours = [line.get_color() for line in figure.axes[0].lines if line.get_marker() == "o"]
     assert colours[0] == colours[1] != colours[2]  # a-vol16, b-vol16 alike; a-vol256 not
+
+
+def test_a_colour_label_no_variant_has_is_refused_and_nothing_written(tmp_path, capsys):
+    folder, _ = two_variant_study(tmp_path / "study", episodes=30)
+    for label in ("nope", ""):
+        rc, _, err = run_cli(["report", str(folder), "--colour-by", label], capsys)
+        assert_refused(rc, err, folder / "report", "--colour-by", "no variant's name")

@@ -12,6 +12,7 @@ from ddpglab.config import ConfigError
 from ddpglab.report.contrasts import (
     Contrast,
     contrast_rows,
+    contrasts_markdown,
     matched_variants,
     pair_statistics,
     parse_contrast,
@@ -210,16 +211,43 @@ def test_cli_interaction_writes_its_own_table(tmp_path, capsys):
     assert "## Interactions" in text and "## Interactions" in out
     assert "| Pendulum-v1 | a:b | c:d | final | 2 / 2 / 2 / 2 | 20.0 [" in text
     rc, _, err = run_cli(["report", str(folder), "--interaction", "a:b", "c:nope"], capsys)
-    assert_refused(rc, err, tmp_path / "nothing", "--interaction", "no variant 'nope'")
+    assert_refused(rc, err, tmp_path / "unused", "--interaction", "no variant 'nope'")
     assert (folder / "report" / "contrasts.md").read_text() == text  # the report kept whole
 
 
 def test_cli_variants_reports_those_variants_only(tmp_path, capsys):
-    folder = store(tmp_path / "s", {"a": [-100.0, -110.0], "b": [-130.0, -140.0], "c": [-1.0] * 2})
+    folder = store(tmp_path / "s", {"a": [-100.0, -110.0], "b": [-130.0, -140.0], "c": [-1.0]})
     argv = ["report", str(folder), "--variants", "c,a", "--bootstrap", "50", "--score", "final"]
     rc, out, err = run_cli(argv, capsys)
     assert rc == 0, err
     table = (folder / "report" / "table.csv").read_text()
     assert [line.split(",")[1] for line in table.splitlines()[1:]] == ["a", "c"]
+    assert "(3 of 3 runs of the variants chosen (--variants) in the store)" in out  # not 5
     rc, _, err = run_cli(["report", str(folder), "--variants", "a,nope"], capsys)
-    assert_refused(rc, err, tmp_path / "nothing", "--variants", "no variant 'nope'")
+    assert_refused(rc, err, tmp_path / "unused", "--variants", "no variant 'nope'")
+    assert (folder / "report" / "table.csv").read_text() == table  # the report kept whole
+
+
+def test_name_part_contrasts_pair_within_each_env(tmp_path):
+    runs = [
+        SyntheticRun(env, f"{task}-{vol}", seed, "uniform", "done", flat(value + seed), None)
+        for env, task in (("Pendulum-v1", "pendulum"), ("MountainCarContinuous-v0", "car"))
+        for vol, value in (("high", -100.0), ("low", -150.0))
+        for seed in range(2)
+    ]
+    study = load_study_runs(make_store(tmp_path / "s", runs))
+    kwargs = {"threshold": None, "last": 10, "window": 10, "n_boot": N_BOOT}
+    rows = contrast_rows(study, [parse_contrast("high:low")], ["final"], **kwargs)
+    assert [(r.env_id, r.pairs, r.difference[0]) for r in rows] == [
+        ("Pendulum-v1", (1,), 50.0),
+        ("MountainCarContinuous-v0", (1,), 50.0),
+    ]
+    assert "| high (1 variant) | low (1 variant) |" in contrasts_markdown(rows, 10, 10, N_BOOT)
+    with pytest.raises(ConfigError, match="no environment holds all of its variants"):
+        contrast_rows(study, [parse_contrast("pendulum-high:car-low")], ["final"], **kwargs)
+
+
+def test_name_parts_of_a_comparison_start_after_its_label():
+    assert name_part("a/lap-vol16", "vol") == "vol16"
+    assert with_part_replaced("a/uniform-vol16", "uniform", "lap") == "a/lap-vol16"
+    assert name_part("volatile-vol16", "vol") == "vol16"  # vol must be followed by its value

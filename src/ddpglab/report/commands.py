@@ -136,8 +136,9 @@ def add_parsers(commands) -> None:
         type=_contrast,
         metavar="A:B",
         help="also write contrasts.md: variant A against variant B (difference of means and "
-        "P(A better), with 95%% CIs, for each score); A1,A2:B1,B2 averages matched pairs "
-        "(repeatable)",
+        "P(A better), with 95%% CIs, for each score); A1,A2:B1,B2 averages matched pairs; "
+        "PART:OTHER (cap1e6:cap1e4) pairs each variant with name part PART with the one that "
+        "has OTHER in its place (repeatable)",
     )
     report.add_argument(
         "--interaction",
@@ -261,7 +262,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         given["scores"] = [name for names in args.scores for name in names]
     if args.contrasts or args.interactions:
         given["contrasts"] = [*(args.contrasts or []), *map(tuple, args.interactions or [])]
-    if args.colour_by:
+    if args.colour_by is not None:
         given["colour_by"] = args.colour_by
     if args.variants:
         given["variants"] = [n.strip() for names in args.variants for n in names.split(",")]

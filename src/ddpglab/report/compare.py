@@ -63,15 +63,20 @@ def load_compared_runs(
     dirs: list[Path], labels: list[str], include_unfinished: bool = False
 ) -> StudyRuns:
     """The counted runs of every input, each run's variant renamed after its input."""
-    runs, counts = [], {}
+    runs, counts, by_variant = [], {}, {}
+
+    def renamed(variant: str, label: str) -> str:
+        return label if variant == SINGLE_RUN_VARIANT else f"{label}/{variant}"
+
     for folder, label in zip(dirs, labels, strict=True):
         study = load_counted_runs(Path(folder), include_unfinished)
         for run in study.runs:
-            variant = label if run.variant == SINGLE_RUN_VARIANT else f"{label}/{run.variant}"
-            runs.append(dataclasses.replace(run, variant=variant))
+            runs.append(dataclasses.replace(run, variant=renamed(run.variant, label)))
         for status, count in study.status_counts.items():
             counts[status] = counts.get(status, 0) + count
-    return StudyRuns(runs, counts, include_unfinished)
+        for variant, statuses in study.status_by_variant.items():
+            by_variant[renamed(variant, label)] = statuses
+    return StudyRuns(runs, counts, include_unfinished, by_variant)
 
 
 def write_comparison(

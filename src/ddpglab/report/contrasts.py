@@ -70,6 +70,7 @@ class ContrastRow:
     contrast: Contrast
     second: Contrast | None
     pairs: tuple[int, ...]  # matched pairs of each contrast
+    by_parts: tuple[bool, ...]  # whether each contrast matched its pairs by name parts
     score: str
     seeds: tuple[int, ...]  # seeds scored on each side: (A, B) or (A, B, C, D)
     difference: tuple[float, float, float]
@@ -115,8 +116,13 @@ def matched_variants(
 def pair_statistics(
     scores: dict[str, np.ndarray], better: Sequence[str], than: Sequence[str], score: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(D, P) of the matched pairs (better_m, than_m), vectorised over a leading replicate
-    axis of the score arrays (n,) or (n_boot, n); see the module's docstring."""
+    """(D, P) of the M matched pairs (A_m, B_m) = (better[m], than[m]):
+
+        D = (1/M) sum_m (mean A_m - mean B_m)
+        P = (1/M) sum_m P(X > Y), X ~ A_m, Y ~ B_m  (stats.probability_of_improvement on the
+                                                     oriented scores: for the drop, P(X < Y))
+
+    Vectorised over a leading replicate axis of the score arrays, (n,) or (n_boot, n)."""
     pairs = list(zip(better, than, strict=True))
     d = np.mean([scores[a].mean(-1) - scores[b].mean(-1) for a, b in pairs], axis=0)
     p = np.mean(
@@ -127,6 +133,14 @@ def pair_statistics(
         axis=0,
     )
     return d, p
+
+
+def interaction(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much more the first contrast gains than the second: (D1 - D2, P1 - P2), from
+    their :func:`pair_statistics` (D, P), vectorised like them."""
+    return first[0] - second[0], first[1] - second[1]
 
 
 def _estimate(point: np.ndarray, replicates: np.ndarray, spread: bool) -> tuple[float, ...]:
@@ -145,24 +159,31 @@ def contrast_rows(
     window: int,
     n_boot: int,
 ) -> list[ContrastRow]:
-    """Every contrast (or interaction: a pair of contrasts) x score, in each env where all
-    of its variants have runs.
+    """Every contrast (or interaction: a pair of contrasts) x score, in each env where its
+    variants have runs; name-part contrasts are matched within each env.
 
-    ConfigError when a contrast names a variant (or a name part) the study lacks, or has no
-    env where all of its variants ran."""
-    known, rows = study.variants(), []
+    ConfigError when a contrast names a variant (or a name part) the study lacks, or no env
+    holds all of its variants."""
+    rows = []
     for item in contrasts:
         parts = list(item) if isinstance(item, tuple) else [item]
         option = "--interaction" if len(parts) == 2 else "--contrast"
-        matched = [matched_variants(c, known, option) for c in parts]
-        involved = list(dict.fromkeys(n for better, than in matched for n in better + than))
-        envs = [env for env in study.envs if all(study.group(env, n) for n in involved)]
-        if not envs:
+        found = []  # (env, its matched pairs) wherever every pair of every part ran
+        for env_id in study.envs:
+            try:
+                matched = [matched_variants(c, study.variants(env_id), option) for c in parts]
+            except ConfigError:
+                continue
+            found.append((env_id, matched))
+        if not found:  # say why with every env's variants
+            for contrast in parts:
+                matched_variants(contrast, study.variants(), option)
             named = " ".join(map(str, parts))
-            raise ConfigError(f"{option} {named}: its variants share no environment")
-        for env_id, score in ((e, s) for e in envs for s in score_names):
+            raise ConfigError(f"{option} {named}: no environment holds all of its variants")
+        for (env_id, matched), score in ((f, s) for f in found for s in score_names):
             kwargs = {"last": last, "window": window}
             kwargs["threshold"] = solve_threshold_for(env_id, threshold)
+            involved = dict.fromkeys(n for better, than in matched for n in better + than)
             scores = {n: defined_scores(study.group(env_id, n), score, **kwargs) for n in involved}
             rows.append(_row(env_id, parts, matched, score, scores, n_boot))
     return rows
@@ -180,20 +201,23 @@ def _row(
     variant's defined scores."""
     second = parts[1] if len(parts) == 2 else None
     pairs = tuple(len(better) for better, _ in matched)
+    by_parts = tuple(
+        better != list(c.better) for c, (better, _) in zip(parts, matched, strict=True)
+    )
     seeds = tuple(sum(scores[n].size for n in side) for m in matched for side in m)
+    head = (env_id, parts[0], second, pairs, by_parts, score, seeds)
     if not all(values.size for values in scores.values()):
-        return ContrastRow(env_id, parts[0], second, pairs, score, seeds, NAN3, NAN3)
+        return ContrastRow(*head, NAN3, NAN3)
     rng = rng_for(env_id, " ".join(map(str, parts)), score)
     boot = {n: stats.resample(values, n_boot, rng) for n, values in scores.items()}
     point = [pair_statistics(scores, *m, score) for m in matched]
     replicates = [pair_statistics(boot, *m, score) for m in matched]
-    if second is not None:  # the interaction: the first contrast minus the second
-        point = [tuple(x - y for x, y in zip(*point, strict=True))]
-        replicates = [tuple(x - y for x, y in zip(*replicates, strict=True))]
+    if second is not None:
+        point, replicates = [interaction(*point)], [interaction(*replicates)]
     spread = min(values.size for values in scores.values()) >= 2
     (d, p), (d_boot, p_boot) = point[0], replicates[0]
     difference, p_better = _estimate(d, d_boot, spread), _estimate(p, p_boot, spread)
-    return ContrastRow(env_id, parts[0], second, pairs, score, seeds, difference, p_better)
+    return ContrastRow(*head, difference, p_better)
 
 
 def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
@@ -205,10 +229,11 @@ def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _sides(contrast: Contrast, pairs: int) -> tuple[str, str]:
+def _sides(contrast: Contrast, pairs: int, by_parts: bool) -> tuple[str, str]:
     a, b = ", ".join(contrast.better), ", ".join(contrast.than)
-    if pairs > len(contrast.better):  # name parts: say how many pairs they found
-        return f"{a} ({pairs} variants)", f"{b} ({pairs} variants)"
+    if by_parts:  # name parts: say how many pairs they found
+        found = f"{pairs} variant{'s' if pairs > 1 else ''}"
+        return f"{a} ({found})", f"{b} ({found})"
     return a, b
 
 
@@ -241,7 +266,7 @@ def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_bo
             "| --- | --- | --- | --- | ---: | ---: | ---: |",
         ]
     for row in contrasts:
-        a, b = _sides(row.contrast, row.pairs[0])
+        a, b = _sides(row.contrast, row.pairs[0], row.by_parts[0])
         lines.append(
             f"| {row.env_id} | {a} | {b} | {row.score} | {row.seeds[0]} / {row.seeds[1]}"
             f" | {_interval(row.difference, 1)} | {_interval(row.p_better, 2)} |"
@@ -260,8 +285,8 @@ def contrasts_markdown(rows: Sequence[ContrastRow], last: int, window: int, n_bo
             "| --- | --- | --- | --- | ---: | ---: | ---: |",
         ]
     for row in interactions:
-        first = ":".join(_sides(row.contrast, row.pairs[0]))
-        second = ":".join(_sides(row.second, row.pairs[1]))
+        first = ":".join(_sides(row.contrast, row.pairs[0], row.by_parts[0]))
+        second = ":".join(_sides(row.second, row.pairs[1], row.by_parts[1]))
         lines.append(
             f"| {row.env_id} | {first} | {second} | {row.score} |"
             f" {' / '.join(map(str, row.seeds))} | {_interval(row.difference, 1)} |"

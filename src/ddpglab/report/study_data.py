@@ -61,6 +61,9 @@ class StudyRuns:
     runs: list[RunData]
     status_counts: dict[str, int]
     include_unfinished: bool
+    #: Per variant, its runs in the store by status (what ``only`` keeps of status_counts).
+    status_by_variant: dict[str, dict[str, int]] = field(default_factory=dict)
+    chosen: bool = False  # whether ``only`` chose the variants (not every one in the store)
     envs: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,7 +86,12 @@ class StudyRuns:
                     f"--variants: no variant '{name}'; choose from {', '.join(known)}"
                 )
         runs = [r for r in self.runs if r.variant in variants]
-        return StudyRuns(runs, self.status_counts, self.include_unfinished)
+        by_variant = {v: self.status_by_variant.get(v, {}) for v in variants}
+        counts: dict[str, int] = {}
+        for statuses in by_variant.values():
+            for status, count in statuses.items():
+                counts[status] = counts.get(status, 0) + count
+        return StudyRuns(runs, counts, self.include_unfinished, by_variant, chosen=True)
 
 
 def variant_label(raw: str) -> str:
@@ -112,8 +120,11 @@ def load_study_runs(study_dir: Path, include_unfinished: bool = False) -> StudyR
         frame = store.episodes_frame()
         replay = replay_traces(store)
     counts: dict[str, int] = {}
+    by_variant: dict[str, dict[str, int]] = {}
     for row in runs:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
+        statuses = by_variant.setdefault(variant_label(row["variant"]), {})
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     by_run = {run_id: rows for run_id, rows in frame.groupby("run_id", sort=False)}
     kept = []
     for row in runs:
@@ -144,7 +155,7 @@ def load_study_runs(study_dir: Path, include_unfinished: bool = False) -> StudyR
                 replay=replay.get(int(row["run_id"])),
             )
         )
-    return StudyRuns(kept, counts, include_unfinished)
+    return StudyRuns(kept, counts, include_unfinished, by_variant)
 
 
 def replay_traces(store: ResultsStore) -> dict[int, ReplayTrace]:

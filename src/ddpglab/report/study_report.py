@@ -21,6 +21,7 @@ from ddpglab.config import ConfigError
 from ddpglab.report import study_figures, study_table
 from ddpglab.report.contrasts import Contrast, contrast_rows, contrasts_markdown
 from ddpglab.report.folder_swap import swap_in, temporary_folder_for
+from ddpglab.report.name_parts import name_part
 from ddpglab.report.scores import select_scores
 from ddpglab.report.study_data import StudyRuns, load_study_runs
 from ddpglab.report.study_rows import BOOT_SEED, LAST, default_baseline, table_rows
@@ -118,6 +119,8 @@ def write_report_folder(
     score_names = select_scores(scores)
     if variants:
         study = study.only(variants)
+    if colour_by is not None:
+        check_colour_label(study, colour_by)
     if baseline is None:
         baseline = default_baseline(study)
     elif baseline not in study.variants():
@@ -160,3 +163,13 @@ def write_report_folder(
         swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_colour_label(study: StudyRuns, label: str) -> None:
+    """Refuse (ConfigError) a ``--colour-by`` label that no variant's name has a part for."""
+    names = study.variants()
+    if not label or all(name_part(v, label) == f"(no {label})" for v in names):
+        raise ConfigError(
+            f"--colour-by {label!r}: no variant's name has a part that starts with it "
+            f"(variants: {', '.join(names)})"
+        )

@@ -195,7 +195,9 @@ def table_markdown(
     lines = [
         "# Study results",
         "",
-        f"- Runs counted: {which} ({counted} of {total} runs in the store"
+        f"- Runs counted: {which} ({counted} of {total} runs"
+        + (" of the variants chosen (--variants)" if study.chosen else "")
+        + " in the store"
         + (f"; {others}" if others else "")
         + ").",
         f"- Scores: {', '.join(f'`{n}`' for n in score_names)}, one number per seed each,"

@@ -73,6 +73,17 @@ class AxisSpec(StrictSpec):
             _check_keys({key: None})
         return key
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _names_as_text(cls, values: Any) -> Any:
+        # YAML reads the name 16 in `values: {16: ...}` as a number: it names all the same.
+        if isinstance(values, dict):
+            return {
+                str(k) if isinstance(k, int | float) and not isinstance(k, bool) else k: v
+                for k, v in values.items()
+            }
+        return values
+
     @field_validator("values")
     @classmethod
     def _not_empty(cls, values: list[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
@@ -154,8 +165,7 @@ class StudySpec(StrictSpec):
     @field_validator("seeds", mode="before")
     @classmethod
     def _count_or_list(cls, seeds: Any) -> Any:
-        if isinstance(seeds, bool):
-            raise ValueError("expected a count or a list of seeds")
+        # A yes/no never gets here: StrictModel refuses it first.
         if not isinstance(seeds, int | list):
             raise ValueError(SEED_COUNT_OR_LIST.format(seeds))
         if isinstance(seeds, int):

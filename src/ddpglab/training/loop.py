@@ -131,7 +131,7 @@ class Trainer:
             self._check_finite_updates()  # an update that broke the actor is named first
             if (fault := action_fault(actions, self.env_steps)) is not None:
                 self._fail_nonfinite(fault)  # before its env steps
-        actions[~self.active] = 0.0  # a failed or finished member's policy may be NaN
+        actions[self.failed | ~np.isfinite(actions).all(axis=1)] = 0.0  # failed, or NaN once done
         return actions
 
     def evaluate(self, members: list[int]) -> dict[int, list[float]]:
