@@ -16,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,52 @@ def run_cli_process(argv: list[str], **env: str) -> subprocess.CompletedProcess[
     return subprocess.run(
         cli_command(argv), env=cli_environment(**env), capture_output=True, text=True
     )
+
+
+def run_cli_forked(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """``main(ARGV)`` in a child process forked from the study runner's fork server, which
+    has imported torch and the trainer once (a fresh ``python -m ddpglab`` spends about
+    2.5 s of CPU on its imports), run to its end: its exit status (minus the signal that
+    killed it) and output as :func:`run_cli_process` gives them. The child's environment is
+    the fork server's (this process's when the server started) plus ``env``. For the tests
+    that start many short runs to kill them; what only a real process shows (a Ctrl-C while
+    it imports, its exit status as the shell sees it) stays with :func:`run_cli_process`."""
+    from ddpglab.study.local_backend import worker_context
+
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder) / "out", Path(folder) / "err"
+        out.touch(), err.touch()
+        child = worker_context().Process(target=_forked_main, args=(argv, env, out, err))
+        child.start()
+        child.join()
+        return subprocess.CompletedProcess(
+            ["ddpglab", *argv], child.exitcode, out.read_text(), err.read_text()
+        )
+
+
+def _forked_main(argv: list[str], env: dict[str, str], out: Path, err: Path) -> None:
+    """The child of :func:`run_cli_forked`: this folder importable (for envs registered as
+    ``test_module:Name-v0``), ``env`` set, both streams to files, then ``main(argv)``, its
+    status the process's as ``python -m ddpglab`` would exit (an exception's traceback on
+    stderr and status 1)."""
+    sys.path.insert(0, str(TESTS))
+    os.environ.update(env)
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        os.dup2(stdout.fileno(), 1)
+        os.dup2(stderr.fileno(), 2)
+        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            status = main(argv)
+        except SystemExit as exit_:
+            status = exit_.code
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        if status is not None and not isinstance(status, int):
+            print(status, file=stderr)
+            status = 1
+        stdout.flush(), stderr.flush()
+    os._exit(status or 0)
 
 
 def start_cli_process(

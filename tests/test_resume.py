@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from cli_support import run_cli, run_cli_process
+from cli_support import run_cli, run_cli_forked, run_cli_process
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from ddpglab.config import load_config
@@ -137,8 +137,8 @@ class KilledRun:
 @pytest.fixture(scope="module")
 def killed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KilledRun]:
     """Every registered strategy's run killed at a seeded step and resumed. The references
-    train in this process; the killed and resumed processes (each mostly the start-up of
-    Python and torch, at one torch thread) run two at a time, one per core."""
+    train in this process; the killed and resumed runs are processes forked with torch
+    already imported (:func:`cli_support.run_cli_forked`), two at a time, one per core."""
     folder = tmp_path_factory.mktemp("killed")
     runs: dict[str, KilledRun] = {}
     steps_per_run = len(SEEDS) * EPISODE_STEPS * EPISODES
@@ -155,7 +155,7 @@ def killed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KilledRun
         kills[kind] = (drawn, kill_at, argv)
     with ThreadPoolExecutor(max_workers=2) as pool:
         killed = {
-            kind: pool.submit(run_cli_process, argv, **{STOP_AT: str(kill_at)})
+            kind: pool.submit(run_cli_forked, argv, **{STOP_AT: str(kill_at)})
             for kind, (_, kill_at, argv) in kills.items()
         }
         for kind, future in killed.items():
@@ -170,7 +170,7 @@ def killed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KilledRun
             )
         resumed = {
             kind: pool.submit(
-                run_cli_process, ["train", "--out", str(run.out), "--resume", "--quiet"]
+                run_cli_forked, ["train", "--out", str(run.out), "--resume", "--quiet"]
             )
             for kind, run in runs.items()
             if run.state_after_kill
@@ -219,7 +219,7 @@ def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     with closing(sqlite3.connect(out / "results.sqlite")) as conn:
         assert {s for (s,) in conn.execute("SELECT status FROM runs")} == {"failed"}
 
-    resumed = run_cli_process(["train", "--out", str(out), "--resume", "--quiet"])
+    resumed = run_cli_forked(["train", "--out", str(out), "--resume", "--quiet"])
     assert resumed.returncode == 0, resumed.stderr
     assert recorded(out) == recorded(reference)
 
@@ -318,9 +318,9 @@ def killed_study(tmp_path_factory: pytest.TempPathFactory) -> KilledStudy:
     drawn = f"killed at step {kill_at}, drawn with random.Random({seed!r})"
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     with ThreadPoolExecutor(max_workers=2) as pool:
-        reference_run = pool.submit(run_cli_process, [*argv, "--out", str(reference)])
+        reference_run = pool.submit(run_cli_forked, [*argv, "--out", str(reference)])
         killed_run = pool.submit(
-            run_cli_process, [*argv, "--out", str(killed)], **{STOP_AT: str(kill_at)}
+            run_cli_forked, [*argv, "--out", str(killed)], **{STOP_AT: str(kill_at)}
         )
         assert reference_run.result().returncode == 0, reference_run.result().stderr
         # its runs failed: the worker died
@@ -332,7 +332,7 @@ def killed_study(tmp_path_factory: pytest.TempPathFactory) -> KilledStudy:
 def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path, killed_study):
     out, _ = killed_study.copy_of_killed(tmp_path)
     print(killed_study.drawn)
-    rerun = run_cli_process([*killed_study.argv, "--out", str(out)])
+    rerun = run_cli_forked([*killed_study.argv, "--out", str(out)])
     assert rerun.returncode == 0, (killed_study.drawn, rerun.stderr)
     assert recorded(out) == recorded(killed_study.reference), killed_study.drawn
     assert not list((out / "runs" / "stratified").glob("state-*.npz"))
@@ -352,7 +352,7 @@ def test_a_state_ahead_of_the_store_is_not_continued(tmp_path, killed_study):
             (counted, SEEDS[0]),
         )
         assert deleted.rowcount == 1, killed_study.drawn
-    rerun = run_cli_process([*killed_study.argv, "--out", str(out)])
+    rerun = run_cli_forked([*killed_study.argv, "--out", str(out)])
     assert rerun.returncode == 0, (killed_study.drawn, rerun.stderr)
     assert recorded(out) == recorded(killed_study.reference), killed_study.drawn
 
