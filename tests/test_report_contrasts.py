@@ -53,6 +53,14 @@ def test_pair_statistics_average_the_pairs_by_hand():
     assert (d, p) == (-850.0, 1.0)  # the drop itself; a smaller drop is the better
 
 
+def test_a_variant_on_one_side_of_several_pairs_counts_its_seeds_once(tmp_path):
+    folder = store(tmp_path / "s", {"a": [-1.0, -2.0], "b": [-3.0, -4.0], "u": [-5.0, -6.0]})
+    kwargs = {"threshold": None, "last": 10, "window": 10, "n_boot": N_BOOT}
+    study = load_study_runs(folder)
+    (row,) = contrast_rows(study, [parse_contrast("a,b:u,u")], ["final"], **kwargs)
+    assert row.seeds == (4, 2) and row.pairs == (2,)
+
+
 def test_a_variant_is_resampled_once_per_replicate_wherever_it_appears(tmp_path):
     """The same contrast twice as an interaction is 0 in every replicate: each variant's
     resample is shared by every pair it appears in."""

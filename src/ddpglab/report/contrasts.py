@@ -72,7 +72,7 @@ class ContrastRow:
     pairs: tuple[int, ...]  # matched pairs of each contrast
     by_parts: tuple[bool, ...]  # whether each contrast matched its pairs by name parts
     score: str
-    seeds: tuple[int, ...]  # seeds scored on each side: (A, B) or (A, B, C, D)
+    seeds: tuple[int, ...]  # seeds scored on each side (a variant once): (A, B) or (A, B, C, D)
     difference: tuple[float, float, float]
     p_better: tuple[float, float, float]
 
@@ -204,7 +204,7 @@ def _row(
     by_parts = tuple(
         better != list(c.better) for c, (better, _) in zip(parts, matched, strict=True)
     )
-    seeds = tuple(sum(scores[n].size for n in side) for m in matched for side in m)
+    seeds = tuple(sum(scores[n].size for n in dict.fromkeys(side)) for m in matched for side in m)
     head = (env_id, parts[0], second, pairs, by_parts, score, seeds)
     if not all(values.size for values in scores.values()):
         return ContrastRow(*head, NAN3, NAN3)
