@@ -59,6 +59,7 @@ def test_a_variant_on_one_side_of_several_pairs_counts_its_seeds_once(tmp_path):
     study = load_study_runs(folder)
     (row,) = contrast_rows(study, [parse_contrast("a,b:u,u")], ["final"], **kwargs)
     assert row.seeds == (4, 2) and row.pairs == (2,)
+    assert "| Pendulum-v1 | a, b | u x2 | final | 4 / 2 |" in contrasts_markdown([row], 10, 10, 1)
 
 
 def test_a_variant_is_resampled_once_per_replicate_wherever_it_appears(tmp_path):

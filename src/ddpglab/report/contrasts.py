@@ -229,8 +229,14 @@ def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _listed(names: Sequence[str]) -> str:
+    """Names in order, a repeated one once with its count: ``lap-vol16, uniform-vol16 x7``."""
+    counts = {name: names.count(name) for name in dict.fromkeys(names)}
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counts.items())
+
+
 def _sides(contrast: Contrast, pairs: int, by_parts: bool) -> tuple[str, str]:
-    a, b = ", ".join(contrast.better), ", ".join(contrast.than)
+    a, b = _listed(contrast.better), _listed(contrast.than)
     if by_parts:  # name parts: say how many pairs they found
         found = f"{pairs} variant{'s' if pairs > 1 else ''}"
         return f"{a} ({found})", f"{b} ({found})"
