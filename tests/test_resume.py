@@ -29,7 +29,7 @@ import yaml
 from cli_support import run_cli, run_cli_forked, run_cli_process
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from ddpglab.config import load_config
+from ddpglab.config import load_config, to_yaml
 from ddpglab.replay import strategies
 from ddpglab.run_folder import train
 from ddpglab.state_files import load_state, save_state
@@ -93,8 +93,6 @@ def config_file(folder: Path, kind: str) -> Path:
         None, overrides={**OVERRIDES, "replay.kind": kind, **STRATEGY_OVERRIDES.get(kind, {})}
     )
     path = folder / f"{kind}.yaml"
-    from ddpglab.config import to_yaml
-
     path.write_text(to_yaml(config))
     return path
 
@@ -202,8 +200,6 @@ def test_killed_at_a_random_step_and_resumed_ends_exactly_as_uninterrupted(kille
 def test_sigterm_saves_the_state_and_resume_continues_exactly(tmp_path):
     overrides = {**OVERRIDES, "train.state_every": 0, "replay.kind": "uniform"}
     config = tmp_path / "config.yaml"
-    from ddpglab.config import to_yaml
-
     config.write_text(to_yaml(load_config(None, overrides=overrides)))
     reference = tmp_path / "reference"
     train(load_config(None, config), reference)
@@ -256,7 +252,7 @@ def test_a_failed_write_leaves_the_previous_state_whole(tmp_path, monkeypatch):
     assert np.array_equal(state["buffer"], np.arange(10))
 
 
-def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
+def test_state_files_round_trip_nested_arrays_tensors_and_rng_states(tmp_path):
     import torch
 
     rng = np.random.default_rng(7)
@@ -265,12 +261,8 @@ def test_state_files_round_trip_nested_arrays_tensors_and_rng_states():
         "parts": [np.ones((2, 3), np.float32)[:, 1:], np.zeros(0, bool)],
         "nested": {"tensor": torch.arange(4.0), "none": None, "pair": (1, 2.5)},
     }
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "s.npz"
-        save_state(path, state)
-        loaded = load_state(path)
+    save_state(tmp_path / "s.npz", state)
+    loaded = load_state(tmp_path / "s.npz")
     assert loaded["rng"] == state["rng"]
     assert np.array_equal(loaded["parts"][0], state["parts"][0])
     assert loaded["parts"][1].dtype == bool and loaded["parts"][1].shape == (0,)
