@@ -323,7 +323,6 @@ def killed_study(tmp_path_factory: pytest.TempPathFactory) -> KilledStudy:
 @pytest.mark.slow
 def test_a_study_job_killed_mid_run_continues_from_its_state_on_rerun(tmp_path, killed_study):
     out, _ = killed_study.copy_of_killed(tmp_path)
-    print(killed_study.drawn)
     rerun = run_cli_forked([*killed_study.argv, "--out", str(out)])
     assert rerun.returncode == 0, (killed_study.drawn, rerun.stderr)
     assert recorded(out) == recorded(killed_study.reference), killed_study.drawn
@@ -335,7 +334,6 @@ def test_a_state_ahead_of_the_store_is_not_continued(tmp_path, killed_study):
     """A driver killed before it wrote a worker's last episodes leaves a state that counts
     episodes the store lacks: continuing it would leave a gap, so the job starts over."""
     out, state = killed_study.copy_of_killed(tmp_path)
-    print(killed_study.drawn)
     counted = load_state(state, arrays=False)["members"][0]["episodes"]
     with closing(sqlite3.connect(out / "results.sqlite")) as conn, conn:
         deleted = conn.execute(

@@ -122,16 +122,16 @@ class Trainer:
     def _explore(self, obs: np.ndarray, step: int) -> np.ndarray:
         """Uniform random actions before ``learning_starts``, then clip(mu(s) + noise, -1, 1)."""
         if step < self.config.agent.learning_starts:
-            act_dim = self.envs.act_dim
-            return np.stack(
-                [rng.uniform(-1.0, 1.0, act_dim) for rng in self.random_action_rngs]
-            ).astype(np.float32)
+            dim = self.envs.act_dim
+            uniform = [rng.uniform(-1.0, 1.0, dim) for rng in self.random_action_rngs]
+            return np.stack(uniform).astype(np.float32)
         actions = np.clip(self.agent.act(obs) + self.noise(), -1.0, 1.0)
-        if not np.isfinite(actions[self.active]).all():
+        finite = np.isfinite(actions).all(axis=1)
+        if not finite[self.active].all():
             self._check_finite_updates()  # an update that broke the actor is named first
             if (fault := action_fault(actions, self.env_steps)) is not None:
                 self._fail_nonfinite(fault)  # before its env steps
-        actions[self.failed | ~np.isfinite(actions).all(axis=1)] = 0.0  # failed, or NaN once done
+        actions[self.failed | ~finite] = 0.0  # failed, or NaN once done
         return actions
 
     def evaluate(self, members: list[int]) -> dict[int, list[float]]:
