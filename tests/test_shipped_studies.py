@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ddpglab.config.overrides import flatten
 from ddpglab.study.variants import load_study
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -71,6 +72,58 @@ def test_precision_studies_differ_only_in_train_precision(spec, preset_env, seed
     fp32, bf16 = (study.variant(n).config.model_dump(mode="json") for n in ("fp32", "bf16"))
     assert (fp32["train"].pop("precision"), bf16["train"].pop("precision")) == ("fp32", "bf16")
     assert fp32 == bf16 and fp32["env"]["id"] == preset_env
+
+
+#: What each sampler's name says it changes from uniform replay at the same volume
+#: (a key, or every key under a section written with its trailing dot).
+REPLAY_VOLUME_SAMPLERS = {
+    "uniform": set(),
+    "prioritized": {"replay.kind", "replay.prioritized."},
+    "lap": {"replay.kind", "replay.lap.", "agent.critic_loss", "agent.huber_delta"},
+    "uniform+pal": {"agent.critic_loss", "agent.pal."},
+    "geometric": {"replay.kind", "replay.geometric."},
+    "ere": {"replay.kind", "replay.ere."},
+    "stratified": {"replay.kind", "replay.stratified."},
+    "softmax": {"replay.kind", "replay.softmax."},
+}
+REPLAY_VOLUMES = {"vol16": (64, 0.25), "vol256": (256, 1.0)}
+_ABSENT = object()
+
+
+def changed_keys(config, other) -> set[str]:
+    """The dotted keys whose resolved values differ between two configs."""
+    a, b = (flatten(c.model_dump(mode="json")) for c in (config, other))
+    return {key for key in a.keys() | b.keys() if a.get(key, _ABSENT) != b.get(key, _ABSENT)}
+
+
+def named_by(key: str, allowed: set[str]) -> bool:
+    return any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)
+
+
+def test_replay_volume_variants_differ_only_in_what_their_names_say():
+    """8 samplers x 2 volumes on Hopper: a variant differs from uniform at its volume only in
+    its sampler's keys, and from its twin at the other volume only in batch and update rate."""
+    study = load_study(STUDIES / "replay-volume.yaml")
+    assert names(study) == [f"{s}-{v}" for s in REPLAY_VOLUME_SAMPLERS for v in REPLAY_VOLUMES]
+    assert study.seeds == list(range(5)) and study.budget == 100_000 and study.by_steps
+    for sampler, allowed in REPLAY_VOLUME_SAMPLERS.items():
+        for volume, (batch, rate) in REPLAY_VOLUMES.items():
+            config = study.variant(f"{sampler}-{volume}").config
+            assert config.env.id == "Hopper-v5" and config.train.precision == "fp32"
+            assert (config.agent.batch_size, config.agent.updates_per_step) == (batch, rate)
+            changed = changed_keys(config, study.variant(f"uniform-{volume}").config)
+            assert all(named_by(key, allowed) for key in changed), (sampler, changed)
+            assert bool(changed) == (sampler != "uniform")
+        low, high = (study.variant(f"{sampler}-{v}").config for v in REPLAY_VOLUMES)
+        assert changed_keys(low, high) == {"agent.batch_size", "agent.updates_per_step"}
+    lap = study.variant("lap-vol16").config
+    assert lap.agent.critic_loss == "huber"
+    assert lap.agent.huber_delta == lap.replay.lap.min_priority  # LAP as it is meant
+    pal = study.variant("uniform+pal-vol16").config.agent.pal
+    assert (pal.alpha, pal.min_priority) == (lap.replay.lap.alpha, lap.replay.lap.min_priority)
+    stratified = study.variant("stratified-vol16").config.replay.stratified  # as 2023 ran it
+    assert (stratified.threshold_std, stratified.good_ratio) == (0.5, 0.5)
+    assert study.variant("softmax-vol16").config.replay.softmax.beta == 1.0
 
 
 def test_bipedal_2023_is_4_variants_with_a_1e6_buffer():
