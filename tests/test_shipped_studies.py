@@ -126,6 +126,17 @@ def test_replay_volume_variants_differ_only_in_what_their_names_say():
     assert study.variant("softmax-vol16").config.replay.softmax.beta == 1.0
 
 
+def test_walker_lap_differs_from_uniform_only_in_lap_and_its_loss():
+    study = load_study(STUDIES / "walker-lap.yaml")
+    assert names(study) == ["uniform", "lap"]
+    assert study.seeds == [0, 1, 2] and study.budget == 500_000 and study.by_steps
+    uniform, lap = (study.variant(n).config for n in ("uniform", "lap"))
+    assert uniform.env.id == "BipedalWalker-v3" and uniform.replay.kind == "uniform"
+    changed = changed_keys(lap, uniform)
+    assert changed and all(named_by(k, REPLAY_VOLUME_SAMPLERS["lap"]) for k in changed)
+    assert lap.agent.critic_loss == "huber" and lap.agent.huber_delta == 1.0
+
+
 def test_bipedal_2023_is_4_variants_with_a_1e6_buffer():
     study = load_study(STUDIES / "bipedal-2023.yaml")
     assert names(study) == ["uniform", "softmax", "stratified-thr+0.5", "stratified-thr-0.5"]
