@@ -186,6 +186,7 @@ DERIVED_OUTPUTS = [
     "export/runs/.ddpglab-export",
     "export/runs/Pendulum-v1/run_0/loss.csv",
     "export/episodes.parquet",
+    "export/replay_stats.parquet",
     "animation.gif",
     "animation.mp4",
 ]

@@ -151,3 +151,56 @@ def test_refuses_a_store_without_finished_runs(tmp_path, capsys, status):
     for fmt in ("csv", "parquet"):
         rc, _, err = run_cli(["export", str(folder), "--format", fmt], capsys)
         assert_refused(rc, err, folder / "export", "no run to export")
+
+
+def with_replay_stats(folder, run_ids: list[int]) -> pd.DataFrame:
+    """Add three replay_stats rows to each of ``run_ids``; returns them as the store has them."""
+    from ddpglab.store import ReplayStatsRow, ResultsStore
+
+    rows = [
+        ReplayStatsRow(run_id, 200 * k, 200 * k, 16 * run_id, 0.1 * k + 1 / 3, np.log(200 * k))
+        for run_id in run_ids
+        for k in (1, 2, 3)
+    ]
+    with ResultsStore(folder / "results.sqlite") as store:
+        store.add_episodes([], rows)
+    return pd.DataFrame(rows, columns=ReplayStatsRow._fields)
+
+
+def test_replay_stats_export_as_csv_beside_loss_csv_and_as_parquet(tmp_path, capsys):
+    """Each run that recorded its sampling law gets replay_stats.csv (exact floats, a header);
+    a run without any gets none; the parquet table equals the store's rows."""
+    folder, _ = two_variant_study(tmp_path / "s", episodes=5)
+    done = store_episodes(folder).query("status == 'done'")
+    recorded, silent = (int(i) for i in done["run_id"].drop_duplicates()[:2])
+    expected = with_replay_stats(folder, [recorded])
+    rc, _, err = run_cli(["export", str(folder), "--format", "csv"], capsys)
+    assert rc == 0, err
+    written = list((folder / "export" / "runs").rglob("replay_stats.csv"))
+    assert len(written) == 1
+    back = pd.read_csv(written[0])
+    assert list(back.columns) == ["env_steps", "stored", "volume", "expected_age", "entropy"]
+    pd.testing.assert_frame_equal(back, expected.drop(columns="run_id"), check_dtype=False)
+    first = done[done["run_id"] == recorded].iloc[0]
+    assert written[0].parent.name == f"{first['variant']}_{first['seed']}"
+
+    rc, _, err = run_cli(
+        ["export", str(folder), "--format", "parquet", "--table", "replay_stats"], capsys
+    )
+    assert rc == 0, err
+    table = pd.read_parquet(folder / "export" / "replay_stats.parquet")
+    assert list(table.columns[:5]) == ["env_id", "variant", "seed", "status", "run_id"]
+    assert set(table["run_id"]) == {recorded} and silent not in set(table["run_id"])
+    pd.testing.assert_frame_equal(
+        table[list(expected.columns)], expected, check_dtype=False, check_exact=True
+    )
+
+
+def test_replay_stats_export_refusals(tmp_path, capsys):
+    folder, _ = two_variant_study(tmp_path / "s", episodes=3)
+    argv = ["export", str(folder), "--format", "parquet", "--table", "replay_stats"]
+    rc, _, err = run_cli(argv, capsys)
+    assert_refused(rc, err, folder / "export", "no replay_stats row")
+    argv = ["export", str(folder), "--format", "csv", "--table", "replay_stats"]
+    rc, _, err = run_cli(argv, capsys)
+    assert_refused(rc, err, folder / "export", "--table is for parquet")

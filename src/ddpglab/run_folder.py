@@ -49,6 +49,7 @@ DERIVED_OUTPUTS = (
     "report",
     "export/runs",
     "export/episodes.parquet",
+    "export/replay_stats.parquet",
     "animation.gif",
     "animation.mp4",
 )
@@ -61,6 +62,7 @@ DERIVED_LEFTOVERS = (
     ".animation.tmp.mp4",
     "export/.runs.tmp-*",
     "export/.episodes.parquet.tmp-*",
+    "export/.replay_stats.parquet.tmp-*",
 )
 
 

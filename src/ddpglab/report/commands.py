@@ -183,7 +183,8 @@ def add_parsers(commands) -> None:
 
     export = commands.add_parser(
         "export",
-        help="episodes as csv (the 2023 runs/<env>/<variant>_<seed>/loss.csv layout) or parquet",
+        help="episodes (and replay stats) as csv (the 2023 runs/<env>/<variant>_<seed>/loss.csv"
+        " layout) or parquet",
     )
     export.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
     export.add_argument("--format", required=True, choices=("csv", "parquet"))
@@ -191,7 +192,13 @@ def add_parsers(commands) -> None:
         "--to",
         type=Path,
         help="csv: folder that receives runs/ (default DIR/export); "
-        "parquet: file (default DIR/export/episodes.parquet)",
+        "parquet: file (default DIR/export/TABLE.parquet)",
+    )
+    export.add_argument(
+        "--table",
+        choices=("episodes", "replay_stats"),
+        help="parquet: the episodes (default) or each member's sampling law at its episode "
+        "ends (expected age, entropy); csv writes both, replay_stats.csv beside loss.csv",
     )
     export.add_argument(
         "--include-unfinished", action="store_true", help="export running and failed runs too"
@@ -301,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ddpglab.report.export import export
 
-    path = export(args.dir, args.format, args.to, args.include_unfinished)
+    path = export(args.dir, args.format, args.to, args.include_unfinished, args.table)
     print(f"exported to {path}")
     return 0
 
