@@ -158,7 +158,7 @@ def with_replay_stats(folder, run_ids: list[int]) -> pd.DataFrame:
     from ddpglab.store import ReplayStatsRow, ResultsStore
 
     rows = [
-        ReplayStatsRow(run_id, 200 * k, 200 * k, 16 * run_id, 0.1 * k + 1 / 3, np.log(200 * k))
+        ReplayStatsRow(run_id, 200 * k, 150 * k, 16 * run_id, 0.1 * k + 1 / 3, np.log(150 * k))
         for run_id in run_ids
         for k in (1, 2, 3)
     ]
@@ -178,9 +178,9 @@ def test_replay_stats_export_as_csv_beside_loss_csv_and_as_parquet(tmp_path, cap
     assert rc == 0, err
     written = list((folder / "export" / "runs").rglob("replay_stats.csv"))
     assert len(written) == 1
-    back = pd.read_csv(written[0])
+    back = pd.read_csv(written[0])  # pandas reads floats back exactly (round trip)
     assert list(back.columns) == ["env_steps", "stored", "volume", "expected_age", "entropy"]
-    pd.testing.assert_frame_equal(back, expected.drop(columns="run_id"), check_dtype=False)
+    pd.testing.assert_frame_equal(back, expected.drop(columns="run_id"), check_exact=True)
     first = done[done["run_id"] == recorded].iloc[0]
     assert written[0].parent.name == f"{first['variant']}_{first['seed']}"
 

@@ -86,6 +86,23 @@ REPLAY_VOLUME_SAMPLERS = {
     "stratified": {"replay.kind", "replay.stratified."},
     "softmax": {"replay.kind", "replay.softmax."},
 }
+#: The sampler each variant runs and the settings its spec comment promises (the papers').
+REPLAY_VOLUME_SETTINGS = {
+    "uniform": ("uniform", {}),
+    "prioritized": (
+        "prioritized",
+        {"replay.prioritized.alpha": 0.6, "replay.prioritized.beta0": 0.4},
+    ),
+    "lap": (
+        "lap",
+        {"replay.lap.alpha": 0.4, "replay.lap.min_priority": 1.0, "agent.critic_loss": "huber"},
+    ),
+    "uniform+pal": ("uniform", {"agent.critic_loss": "pal", "agent.pal.alpha": 0.4}),
+    "geometric": ("geometric", {"replay.geometric.expected_age": 10_000}),
+    "ere": ("ere", {"replay.ere.eta0": 0.996, "replay.ere.c_min": 5000}),
+    "stratified": ("stratified", {"replay.stratified.threshold_std": 0.5}),
+    "softmax": ("softmax", {"replay.softmax.beta": 1.0}),
+}
 REPLAY_VOLUMES = {"vol16": (64, 0.25), "vol256": (256, 1.0)}
 _ABSENT = object()
 
@@ -110,6 +127,10 @@ def test_replay_volume_variants_differ_only_in_what_their_names_say():
         for volume, (batch, rate) in REPLAY_VOLUMES.items():
             config = study.variant(f"{sampler}-{volume}").config
             assert config.env.id == "Hopper-v5" and config.train.precision == "fp32"
+            kind, settings = REPLAY_VOLUME_SETTINGS[sampler]
+            values = flatten(config.model_dump(mode="json"))
+            assert values["replay.kind"] == kind
+            assert {key: values[key] for key in settings} == settings, sampler
             assert (config.agent.batch_size, config.agent.updates_per_step) == (batch, rate)
             changed = changed_keys(config, study.variant(f"uniform-{volume}").config)
             assert all(named_by(key, allowed) for key in changed), (sampler, changed)
@@ -132,6 +153,7 @@ def test_walker_lap_differs_from_uniform_only_in_lap_and_its_loss():
     assert study.seeds == [0, 1, 2] and study.budget == 500_000 and study.by_steps
     uniform, lap = (study.variant(n).config for n in ("uniform", "lap"))
     assert uniform.env.id == "BipedalWalker-v3" and uniform.replay.kind == "uniform"
+    assert lap.replay.kind == "lap"
     changed = changed_keys(lap, uniform)
     assert changed and all(named_by(k, REPLAY_VOLUME_SAMPLERS["lap"]) for k in changed)
     assert lap.agent.critic_loss == "huber" and lap.agent.huber_delta == 1.0
