@@ -145,6 +145,21 @@ def test_a_yes_or_no_where_a_number_is_expected_is_refused(overrides):
         load_config("pendulum", overrides=overrides)
 
 
+def test_a_yes_or_no_among_a_mappings_numbers_is_refused():
+    """No shipped section has a dict of numbers yet; the first one must not let yes/no in."""
+    from pydantic import ValidationError
+
+    from ddpglab.strict_model import StrictModel
+
+    class Weights(StrictModel):
+        by_name: dict[str, float] = {}
+        by_name_or_flag: dict[str, float | bool] = {}
+
+    with pytest.raises(ValidationError, match="number, not true or false"):
+        Weights(by_name={"a": 1.0, "b": True})
+    assert Weights(by_name_or_flag={"a": True}).by_name_or_flag == {"a": True}
+
+
 def test_booleans_and_json_values_still_take_true_and_false():
     config = load_config(
         "pendulum", overrides={"agent.twin_critics": True, "env.kwargs": {"g": 9.8, "x": True}}

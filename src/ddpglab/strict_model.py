@@ -38,9 +38,12 @@ def wants_a_number_not_a_bool(annotation: Any) -> bool:
 
 
 def holds_bool(value: Any) -> bool:
-    """Whether ``value`` is a boolean or a list or tuple with one among its items."""
+    """Whether ``value`` is a boolean, or a list, tuple or mapping with one among its items
+    (a mapping's values; its keys are names)."""
     if isinstance(value, bool):
         return True
+    if isinstance(value, dict):
+        value = list(value.values())
     return isinstance(value, list | tuple) and any(holds_bool(item) for item in value)
 
 
