@@ -135,6 +135,8 @@ def table_frame(study_dir: Path, table: str = "episodes", include_unfinished: bo
     a pandas DataFrame."""
     import pandas as pd
 
+    if table not in TABLES:  # the name goes into the query below
+        raise ConfigError(f"unknown table '{table}'; choose from {', '.join(TABLES)}")
     order = "t.run_id, t.episode" if table == "episodes" else "t.run_id, t.env_steps"
     with open_store(study_dir) as store:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
