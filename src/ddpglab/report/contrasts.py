@@ -24,6 +24,7 @@ drop where the rolling mean never crossed the threshold) is left out, as the tab
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -231,8 +232,7 @@ def _interval(point_lo_hi: tuple[float, float, float], digits: int) -> str:
 
 def _listed(names: Sequence[str]) -> str:
     """Names in order, a repeated one once with its count: ``lap-vol16, uniform-vol16 x7``."""
-    counts = {name: names.count(name) for name in dict.fromkeys(names)}
-    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counts.items())
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in Counter(names).items())
 
 
 def _sides(contrast: Contrast, pairs: int, by_parts: bool) -> tuple[str, str]:

@@ -130,13 +130,18 @@ def export_csv(study_dir: Path, to: Path, include_unfinished: bool = False) -> P
     return target
 
 
+def check_table(table: str) -> None:
+    """Refuse (ConfigError) a table a parquet export cannot hold."""
+    if table not in TABLES:
+        raise ConfigError(f"unknown table '{table}'; choose from {', '.join(TABLES)}")
+
+
 def table_frame(study_dir: Path, table: str = "episodes", include_unfinished: bool = False):
     """Every row of ``table`` (episodes or replay_stats) joined with its run's identity, as
     a pandas DataFrame."""
     import pandas as pd
 
-    if table not in TABLES:  # the name goes into the query below
-        raise ConfigError(f"unknown table '{table}'; choose from {', '.join(TABLES)}")
+    check_table(table)  # the name goes into the query below
     order = "t.run_id, t.episode" if table == "episodes" else "t.run_id, t.env_steps"
     with open_store(study_dir) as store:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
@@ -190,8 +195,8 @@ def export(
     study_dir = Path(study_dir)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
-    if table is not None and table not in TABLES:
-        raise ConfigError(f"unknown table '{table}'; choose from {', '.join(TABLES)}")
+    if table is not None:
+        check_table(table)
     if fmt == "csv" and table is not None:
         raise ConfigError("--table is for parquet: a csv export writes every table a run has")
     open_store(study_dir).close()  # refuse a folder without a store before creating anything
