@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from functools import partial
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from law_support import add_transitions, stored_steps
 from report_support import SyntheticRun, make_store, two_variant_study
 
 from ddpglab.replay import make_buffer
-from ddpglab.replay.diagnostics import law_stats
+from ddpglab.replay.diagnostics import ReplayDiagnostics, law_stats
 from ddpglab.report import study_figures
 from ddpglab.report.study_report import write_report
 from ddpglab.state_files import load_state, save_state
@@ -159,6 +160,49 @@ def test_closed_forms_agree_with_the_stated_law(kind, window):
         expected, entropy = law_stats(buf.probabilities(8), buf.slot_ages())
         np.testing.assert_allclose(stats.expected_age, expected, rtol=1e-10)
         np.testing.assert_allclose(stats.entropy, entropy, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kind", ["uniform", "geometric", "ere", "stratified", "prioritized", "lap", "softmax"]
+)
+@pytest.mark.parametrize("combined", [False, True])
+def test_the_stats_of_chosen_members_are_their_rows_of_everyone_s(kind, combined):
+    """The trainer asks only for the members whose episodes ended: each one's row is
+    bit for bit its row of all members' stats, in the order asked, in each strategy's own
+    replay_stats and in the law-based one every strategy inherits."""
+    params = {"c_min": 10} if kind == "ere" else {}
+    buf = make_buffer(kind, CAPACITY, 1, 1, members=3, seed=0, combined=combined, **params)
+    add_transitions(buf, 203)
+    if buf.needs_priorities:
+        slots = np.tile(np.arange(CAPACITY), (3, 1))
+        buf.update_priorities(slots, np.random.default_rng(3).normal(0, 2, slots.shape))
+    buf.set_window(np.array([40, 90, 150]))  # so that even uniform's laws differ
+    for stats in (buf.replay_stats, partial(ReplayDiagnostics.replay_stats, buf)):
+        everyone = stats(8)
+        assert len(set(everyone.entropy.tolist())) == 3, "the members' laws must differ"
+        for members in ([2, 0], [1], []):
+            chosen = stats(8, members)
+            for column, of_all in zip(chosen, everyone, strict=True):
+                np.testing.assert_array_equal(column, of_all[members])
+
+
+def test_each_recorded_row_is_its_own_member_s_when_episodes_end_apart(tmp_path, capsys):
+    """LunarLander's seeds end episodes at different steps, so the rows stored at an env
+    step are those of a subset of the members: each must be its own run's law (uniform over
+    everything it stored)."""
+    out = tmp_path / "run"
+    argv = ["train", "--env", "LunarLanderContinuous-v3", "--episodes", "3", "--quiet"]
+    rc, _, err = run_cli([*argv, *FAST, "--seeds", "1,2,3", "--out", str(out)], capsys)
+    assert rc == 0, err
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        rows = conn.execute("SELECT run_id, env_steps, stored, expected_age FROM replay_stats")
+        rows = rows.fetchall()
+        episode_steps = conn.execute("SELECT run_id, env_steps FROM episodes").fetchall()
+    assert sorted(r[:2] for r in rows) == sorted(episode_steps)
+    assert len({steps for _, steps in episode_steps}) == 9, "episodes must end apart"
+    for _, env_steps, stored, expected_age in rows:
+        assert stored == env_steps
+        assert expected_age == pytest.approx((env_steps - 1) / 2, rel=1e-12)
 
 
 def test_stratified_ages_are_env_steps_across_its_fifos_and_survive_a_resume(tmp_path):

@@ -19,13 +19,15 @@ with it, O(1) per member; CER's newest-transition mixture is applied to a closed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 
 class ReplayStats(NamedTuple):
-    """Per member (arrays of K): what it can be sampled from, E[age] and H(P) of its law."""
+    """Per member asked for (arrays of K by default): what it can be sampled from, E[age]
+    and H(P) of its law."""
 
     stored: np.ndarray  # (K,) int64
     expected_age: np.ndarray  # (K,) float64, env steps
@@ -94,12 +96,22 @@ class ReplayDiagnostics:
     members: int
     combined: bool
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
-        """``stored``, ``expected_age`` and ``entropy`` of each member's law now (module
-        docstring), for batches of ``batch_size`` (the law of stratified replay and CER's
-        mixture depend on it). Exact; O(N) per member unless a strategy overrides it."""
-        expected, entropy = law_stats(self.probabilities(batch_size), self.slot_ages())
-        return ReplayStats(self.sampleable_counts(), expected, entropy)
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
+        """``stored``, ``expected_age`` and ``entropy`` of the law now (module docstring) of
+        ``members`` (all by default), one row each in that order, for batches of
+        ``batch_size`` (the law of stratified replay and CER's mixture depend on it).
+        Exact; O(N) per member unless a strategy overrides it."""
+        rows = self.member_rows(members)
+        ages = self.slot_ages()
+        ages = ages if len(ages) == 1 else ages[rows]
+        expected, entropy = law_stats(self.probabilities(batch_size)[rows], ages)
+        return ReplayStats(self.sampleable_counts()[rows], expected, entropy)
+
+    def member_rows(self, members: Sequence[int] | None) -> list[int]:
+        """The members whose stats are asked for: all of them when ``members`` is None."""
+        return list(range(self.members)) if members is None else list(members)
 
     def slot_ages(self) -> np.ndarray:
         """Age in env steps of the transition in each storage slot, (K or 1, slots): 0 for
@@ -117,12 +129,15 @@ class ReplayDiagnostics:
         entropy: np.ndarray,
         p_newest: np.ndarray,
         batch_size: int | None,
+        members: Sequence[int] | None = None,
     ) -> ReplayStats:
-        """A strategy's closed-form E[age], H and P(newest) of one draw, as :meth:`replay_stats`
-        gives them: with CER's newest transition mixed in when ``combined``."""
+        """A strategy's closed-form E[age], H and P(newest) of one draw, each (K,), as
+        :meth:`replay_stats` gives them: with CER's newest transition mixed in when
+        ``combined``, for ``members`` only. Members not asked for may hold zeros."""
         if self.combined and batch_size is not None:
             expected, entropy = with_newest(expected, entropy, p_newest, batch_size)
-        return ReplayStats(self.sampleable_counts(), expected, entropy)
+        rows = self.member_rows(members)
+        return ReplayStats(self.sampleable_counts()[rows], expected[rows], entropy[rows])
 
     # Provided by the storage (ReplayBuffer); named here for readers and type checkers.
     def probabilities(self, batch_size: int | None = None) -> np.ndarray:

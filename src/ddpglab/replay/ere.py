@@ -130,7 +130,9 @@ class EmphasizingRecentReplay(ReplayBuffer):
         counts = self.recent_counts()
         return (self.ring_ages()[None, :] < counts[:, None]) / counts[:, None].astype(np.float64)
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """The law of a transition replayed over the member's next episode, if it lasts as
         long as the last one (K steps): (1/K) sum_{k<K} U(c_k) at the current N and eta.
 
@@ -153,7 +155,7 @@ class EmphasizingRecentReplay(ReplayBuffer):
                 counts = recent_counts(n, eta, np.array([k]), 0, self.c_min)
             rows.append(nested_uniform_stats(counts))
         expected, entropy, newest = (np.array(column) for column in zip(*rows, strict=True))
-        return self.closed_form_stats(expected, entropy, newest, batch_size)
+        return self.closed_form_stats(expected, entropy, newest, batch_size, members)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -110,7 +110,11 @@ class GeometricReplay(ReplayBuffer):
             law[k, inside] = truncated_geometric_law(self.p, n)[ages[inside]]
         return law
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """Closed form of the geometric law truncated at |W| (see
         :func:`~ddpglab.replay.diagnostics.geometric_stats`), O(1) per member."""
-        return self.closed_form_stats(*geometric_stats(self.p, self.window_sizes()), batch_size)
+        return self.closed_form_stats(
+            *geometric_stats(self.p, self.window_sizes()), batch_size, members
+        )

@@ -125,20 +125,24 @@ class PrioritizedReplay(ReplayBuffer):
         mass = np.where(self.window_mask(), leaves, 0.0)
         return mass / mass.sum(axis=1, keepdims=True)
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """From the sum-tree leaves p_i of each member's window W, mass M = sum_W p_i:
         E[age] = sum p_i age_i / M and H = ln M - sum p_i ln p_i / M; exact as
-        :meth:`sampling_law`, one pass over the window's leaves."""
+        :meth:`sampling_law`, one pass over each asked member's window leaves."""
         leaves = self.trees.tree[:, self.trees.leaf_offset : self.trees.leaf_offset + self.capacity]
         expected, entropy, newest = np.zeros((3, self.members))
-        for k, n in enumerate(self.window_sizes().tolist()):
+        windows = self.window_sizes()
+        for k in self.member_rows(members):
+            n = int(windows[k])
             p = leaves[k, (self.pos - n + np.arange(n)) % self.capacity]  # oldest first
             mass = p.sum()
             expected[k] = p @ np.arange(n - 1, -1, -1, dtype=np.float64) / mass
             logs = np.log(p, out=np.zeros_like(p), where=p > 0)
             entropy[k] = np.log(mass) - p @ logs / mass
             newest[k] = p[-1] / mass
-        return self.closed_form_stats(expected, entropy, newest, batch_size)
+        return self.closed_form_stats(expected, entropy, newest, batch_size, members)
 
     def importance_weights(self, probs: np.ndarray, size: int | np.ndarray) -> np.ndarray:
         """w_i = (N P(i))^-beta / max_j w_j over each member's batch (K, B), N the

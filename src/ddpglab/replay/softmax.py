@@ -171,12 +171,14 @@ class SoftmaxReplay(ReplayBuffer):
             probs[k, slots] = weights / weights.sum()
         return probs
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """From each member's logits l_i = |r_i - mu_R| / beta over its active transitions:
         ln P_i = l_i - L with L = log sum_j exp(l_j), so H = L - sum_i P_i l_i and E[age] =
         sum_i P_i age_i; exact as :meth:`sampling_law`, one pass and no logarithm per slot."""
         expected, entropy, newest = np.zeros((3, self.members))
-        for k in range(self.members):
+        for k in self.member_rows(members):
             rewards = self.rewards[k, self.active_slots(k)].astype(np.float64)
             logits = np.abs(rewards - rewards.mean()) / self.beta
             top = logits.max()
@@ -187,7 +189,7 @@ class SoftmaxReplay(ReplayBuffer):
             expected[k] = probs @ ages
             entropy[k] = np.log(total) + top - probs @ logits
             newest[k] = probs[-1]
-        return self.closed_form_stats(expected, entropy, newest, batch_size)
+        return self.closed_form_stats(expected, entropy, newest, batch_size, members)
 
     def sample_indices(self, batch_size: int) -> tuple[np.ndarray, None]:
         if not self.active.all():

@@ -195,7 +195,9 @@ class StratifiedReplay(ReplayBuffer):
         total = (taken * (self.adds - ends) + taken * (taken - 1) / 2).sum()
         return float(total / window)
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """From the strata sizes and shares (uniform inside each stratum): with q_s = n_s / B
         the share of stratum s, E[age] = sum_s q_s mean_age_s and H = -sum_s q_s ln(q_s / |s|);
         O(episodes stored) per member. Under CER the strategy draws B - 1."""
@@ -204,9 +206,10 @@ class StratifiedReplay(ReplayBuffer):
         draws = batch_size - 1 if self.combined else batch_size
         current, sizes = self.current_sizes().tolist(), self.fifo_window_sizes().tolist()
         if draws < 1 or any(good + bad == 0 for good, bad in sizes):
-            return super().replay_stats(batch_size)  # every draw from the current episode
+            return super().replay_stats(batch_size, members)  # every draw from the current episode
         expected, entropy, newest = np.zeros((3, self.members))
-        for k, (good, bad) in enumerate(sizes):
+        for k in self.member_rows(members):
+            good, bad = sizes[k]
             shares = stratum_sizes(draws, current[k], good, bad, self.good_ratio)
             strata = (current[k], good, bad)
             for s, (n, size) in enumerate(zip(shares, strata, strict=True)):
@@ -218,7 +221,7 @@ class StratifiedReplay(ReplayBuffer):
                 entropy[k] -= q * np.log(q / size)
                 if s == 0:
                     newest[k] = q / size
-        return self.closed_form_stats(expected, entropy, newest, batch_size)
+        return self.closed_form_stats(expected, entropy, newest, batch_size, members)
 
     def sampleable_counts(self) -> np.ndarray:
         """The current episode plus each FIFO within the window, per member (K,)."""

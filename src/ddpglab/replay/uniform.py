@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ddpglab.replay.diagnostics import ReplayStats, uniform_stats
@@ -43,6 +45,8 @@ class UniformReplay(ReplayBuffer):
         mask = self.window_mask()
         return mask / self.window_sizes()[:, None].astype(np.float64)
 
-    def replay_stats(self, batch_size: int | None = None) -> ReplayStats:
+    def replay_stats(
+        self, batch_size: int | None = None, members: Sequence[int] | None = None
+    ) -> ReplayStats:
         """Closed form over the window W: E[age] = (|W| - 1) / 2, H = ln |W| (O(1))."""
-        return self.closed_form_stats(*uniform_stats(self.window_sizes()), batch_size)
+        return self.closed_form_stats(*uniform_stats(self.window_sizes()), batch_size, members)

@@ -370,8 +370,8 @@ class Trainer:
                 self.recorder.add_actor_file(k, self.members[k], self.agent.actor)
         self.learning.reset(ended)
         self.values.end(ended)
-        # The sampling law at these episode ends (at most O(N)): at episode ends, never per step.
-        law = self.buffer.replay_stats(self.config.agent.batch_size) if recorded else None
+        # The recorded members' sampling laws (at most O(N) each): at episode ends, never per step.
+        law = self.buffer.replay_stats(self.config.agent.batch_size, recorded) if recorded else None
         self.recorder.add_episodes(rows, self.recorder.replay_rows(law, recorded, self.members))
         self._record_eval(to_eval)
         self._finish(finished)

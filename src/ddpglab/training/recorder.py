@@ -63,7 +63,8 @@ class Recorder:
         self, law: ReplayStats | None, members: list[int], summaries: list[MemberSummary]
     ) -> list[ReplayStatsRow]:
         """The ``replay_stats`` rows of the given members from their buffers' ``law``
-        (:meth:`~ddpglab.replay.ReplayBuffer.replay_stats`), at their env steps."""
+        (:meth:`~ddpglab.replay.ReplayBuffer.replay_stats` of these members, in this order),
+        at their env steps."""
         if law is None:
             return []
         agent = self.config.agent
@@ -72,12 +73,12 @@ class Recorder:
             ReplayStatsRow(
                 run_id=self.run_ids[k],
                 env_steps=summaries[k].env_steps,
-                stored=int(law.stored[k]),
+                stored=int(law.stored[row]),
                 volume=volume,
-                expected_age=float(law.expected_age[k]),
-                entropy=float(law.entropy[k]),
+                expected_age=float(law.expected_age[row]),
+                entropy=float(law.entropy[row]),
             )
-            for k in members
+            for row, k in enumerate(members)
         ]
 
     def add_episodes(self, rows: list[EpisodeRow], replay: list[ReplayStatsRow]) -> None:
