@@ -10,7 +10,10 @@ wall times on a shared 2-core VM drift by 10-20 %. No evaluations or checkpoints
         [--steps 4000] [--learning-starts 1000] [--repeats 3] [--set KEY=VALUE ...]
 
 A ratio above 1 means K seeds in one run finish sooner than K runs one after another on
-the same threads.
+the same threads. Each measurement runs alone on an idle machine; a study runs one job per
+worker at once, and there a Hopper job ran at about half the rate measured here
+(BENCHMARKS.md, "Sizing the replay-volume study"). Size a study with ``study_time.py``,
+which runs its jobs as the study does.
 """
 
 from __future__ import annotations
