@@ -1,4 +1,4 @@
-"""``ddpglab report``, ``export``, ``animate`` and ``enjoy``: derived from a store.
+"""``ddpglab report``, ``export``, ``status``, ``animate`` and ``enjoy``: derived from a store.
 
 Each reads ``DIR/results.sqlite`` (a ``ddpglab train --out DIR`` run or a study folder);
 bad input ends with one line on stderr and exit status 2, with nothing written.
@@ -205,6 +205,14 @@ def add_parsers(commands) -> None:
     )
     export.set_defaults(run=cmd_export)
 
+    status = commands.add_parser(
+        "status",
+        help="where a run or study folder stands: runs by status, progress towards the"
+        " budget, time left at the current rate (safe while it runs)",
+    )
+    status.add_argument("dir", type=Path, metavar="DIR", help="folder holding results.sqlite")
+    status.set_defaults(run=cmd_status)
+
     animate = commands.add_parser(
         "animate",
         help="play a run's saved actors in training order: animation.gif and animation.mp4",
@@ -310,6 +318,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path = export(args.dir, args.format, args.to, args.include_unfinished, args.table)
     print(f"exported to {path}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ddpglab.report.status import print_status
+
+    print_status(args.dir)
     return 0
 
 

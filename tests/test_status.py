@@ -1,0 +1,118 @@
+"""``ddpglab status DIR``: where a run or study stands, from its store alone (read while it
+runs): runs by status with stops told from failures, progress towards the budget, and the
+time left at the rate since the latest start or resume."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cli_support import FAST, run_cli
+
+from ddpglab.report.status import by_variant, read_progress, run_status, segment_rate
+from ddpglab.store import EpisodeRow, ResultsStore
+
+
+def add_run(store, variant, seed, walls_and_steps, status=None, error=None, steps=1000):
+    """A run with a budget of ``steps`` env steps and one episode per (wall_s, env_steps)."""
+    run_id = store.add_run("Pendulum-v1", seed, {"train": {"steps": steps}}, variant)
+    rows = [
+        EpisodeRow(run_id, i + 1, -100.0, 100, env_steps, wall, None, None, None, 0, None, None)
+        for i, (wall, env_steps) in enumerate(walls_and_steps)
+    ]
+    store.add_episodes(rows)
+    if status is not None:
+        store.finish_run(run_id, status, error)
+
+
+@pytest.fixture
+def study_folder(tmp_path):
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        for seed in (0, 1):
+            add_run(store, "a", seed, [(1.0, 500), (2.0, 1000)], "done")
+        # ran 300 steps, was resumed (the wall clock starts again): 10 steps/s since
+        add_run(store, "b", 0, [(10.0, 100), (20.0, 200), (30.0, 300), (5.0, 400), (15.0, 500)])
+        add_run(store, "b", 1, [(10.0, 300)], "failed", "KeyboardInterrupt: study interrupted")
+        pending = store.add_run("Pendulum-v1", 0, {"train": {"steps": 1000}}, "c", "pending")
+        add_run(store, "d", 0, [(1.0, 100)], "failed", "FloatingPointError: a NaN loss")
+    assert pending
+    return tmp_path
+
+
+def test_a_stop_by_a_signal_is_not_a_failure():
+    assert run_status("failed", "KeyboardInterrupt: study interrupted") == "stopped"
+    assert run_status("failed", "TrainingInterrupted: stopped by SIGTERM") == "stopped"
+    assert run_status("failed", "FloatingPointError: a NaN loss") == "failed"
+    assert run_status("running", None) == "running"
+
+
+def test_the_rate_counts_from_the_latest_resume_only():
+    assert segment_rate([100, 200, 300, 400, 500], [10.0, 20.0, 30.0, 5.0, 15.0]) == 10.0
+    assert segment_rate([100, 300], [10.0, 20.0]) == 20.0
+    assert segment_rate([100], [10.0]) is None  # one episode: no elapsed time to divide by
+    assert segment_rate([], []) is None
+
+
+def test_each_variant_counts_its_runs_its_progress_and_its_time_left(study_folder):
+    with ResultsStore(study_folder / "results.sqlite") as store:
+        variants = {v.variant: v for v in by_variant(read_progress(store.conn))}
+    assert list(variants) == ["a", "b", "c", "d"]
+    a, b, c, d = variants.values()
+    assert dict(a.statuses) == {"done": 2} and a.fraction == 1.0 and a.seconds_left is None
+    assert dict(b.statuses) == {"running": 1, "stopped": 1}
+    assert (b.least, b.most) == (300, 500) and b.fraction == pytest.approx(0.4)
+    assert b.seconds_left == pytest.approx(50.0)  # (1000 - 500) steps at 10 steps/s
+    assert dict(c.statuses) == {"pending": 1} and (c.least, c.most, c.fraction) == (0, 0, 0.0)
+    assert dict(d.statuses) == {"failed": 1} and d.seconds_left is None
+
+
+def test_the_command_prints_a_row_per_variant_and_the_share_done(study_folder, capsys):
+    rc, out, err = run_cli(["status", str(study_folder)], capsys)
+    assert rc == 0, err
+    rows = {cells[0]: cells[1:] for cells in table_rows(out)}
+    assert rows["a"] == ["2 done", "1000", "100 %", "-"]
+    assert rows["b"] == ["1 running, 1 stopped", "300-500", "40 %", "1 min"]
+    assert rows["c"] == ["1 pending", "0", "0 %", "-"]
+    assert rows["d"] == ["1 failed", "100", "10 %", "-"]
+    assert "budget: 1000 steps per run" in out
+    assert "48.3 % of all runs' budgets done" in out  # (1 + 1 + 0.5 + 0.3 + 0 + 0.1) / 6
+
+
+def test_a_train_folder_is_shown_by_seed_in_episodes(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    argv = ["train", "--episodes", "2", "--quiet", *FAST, "--seeds", "0,1", "--out"]
+    rc, _, err = run_cli([*argv, str(out_dir), "--set", "env.max_episode_steps=30"], capsys)
+    assert rc == 0, err
+    rc, out, err = run_cli(["status", str(out_dir)], capsys)
+    assert rc == 0, err
+    rows = {cells[0]: cells[1:] for cells in table_rows(out)}
+    assert rows == {
+        "seed 0": ["1 done", "2", "100 %", "-"],
+        "seed 1": ["1 done", "2", "100 %", "-"],
+    }
+    assert "budget: 2 episodes per run" in out
+
+
+@pytest.mark.parametrize("make", ["missing", "empty folder", "not a store"])
+def test_a_folder_without_a_store_is_refused_and_left_as_it_was(tmp_path, capsys, make):
+    folder = tmp_path / "f"
+    if make != "missing":
+        folder.mkdir()
+    if make == "not a store":
+        (folder / "results.sqlite").write_text("not a database")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    rc, out, err = run_cli(["status", str(folder)], capsys)
+    assert rc == 2 and not out
+    assert err.startswith("ddpglab: error:") and len(err.strip().splitlines()) == 1, err
+    assert ("folder" if make == "missing" else "results") in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert folder.exists() == (make != "missing")
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The body rows of a rich table printed as text: the cells between the box lines."""
+    return [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in out.splitlines()
+        if re.match(r"^│", line)
+    ]
