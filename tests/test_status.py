@@ -8,6 +8,7 @@ import re
 
 import pytest
 from cli_support import FAST, run_cli
+from report_support import two_variant_study
 
 from ddpglab.report.status import by_variant, read_progress, run_status, segment_rate
 from ddpglab.store import EpisodeRow, ResultsStore
@@ -116,3 +117,13 @@ def table_rows(out: str) -> list[list[str]]:
         for line in out.splitlines()
         if re.match(r"^│", line)
     ]
+
+
+def test_runs_without_a_recorded_budget_show_their_progress_without_a_share(tmp_path, capsys):
+    folder, _ = two_variant_study(tmp_path / "study", episodes=12)
+    rc, out, err = run_cli(["status", str(folder)], capsys)
+    assert rc == 0, err
+    rows = {cells[0]: cells[1:] for cells in table_rows(out)}
+    assert rows["stratified-thr0.5"] == ["3 done", "12 of ? episodes", "-", "-"]
+    assert rows["softmax-b1"] == ["3 done, 1 running", "9-12 of ? episodes", "-", "-"]
+    assert "budgets done" not in out

@@ -85,7 +85,7 @@ def read_progress(conn: sqlite3.Connection) -> list[RunProgress]:
         episodes.setdefault(run_id, []).append((episode, env_steps, wall_s))
     progress = []
     for run_id, variant, seed, status, error, config_json in runs:
-        train = json.loads(config_json)["train"]
+        train = json.loads(config_json).get("train", {})  # none: shown without a share done
         unit = "steps" if train.get("steps") is not None else "episodes"
         rows = episodes.get(run_id, [])
         units = [steps if unit == "steps" else episode for episode, steps, _ in rows]
