@@ -127,6 +127,28 @@ def test_axis_value_names_written_as_numbers_name_all_the_same():
 
 
 @pytest.mark.parametrize(
+    "axis",
+    [
+        {"label": "", "values": {"high-var": {"agent.tau": 0.1}}},
+        {"label": "my-", "values": {"a": {"agent.tau": 0.1}}},
+        {"key": "env.id", "values": ["Pendulum-v1"]},
+        {"key": "agent.tau", "label": "t-x", "values": [0.1]},
+    ],
+    ids=["bundle-name", "label-and-name", "listed-value", "label"],
+)
+def test_an_axis_value_name_that_reports_would_read_as_two_parts_is_refused(axis):
+    """name_parts ends a part where '-' precedes a letter: such a name would be split."""
+    with pytest.raises(ConfigError, match="'-' before a letter"):
+        study_of(axes=[axis])
+
+
+def test_a_minus_before_a_digit_stays_in_its_part():
+    axes = [{"key": "agent.tau", "label": "thr", "values": {"-0.5": 0.1, "+0.5": 0.2}}]
+    axes += [{"key": "agent.actor_lr", "values": [3e-4]}]
+    assert names(study_of(axes=axes)) == ["thr-0.5-actor_lr3e-4", "thr+0.5-actor_lr3e-4"]
+
+
+@pytest.mark.parametrize(
     ("axis", "message"),
     [
         ({"values": [1, 2]}, "an axis without a key sets several keys"),

@@ -21,6 +21,8 @@ from ddpglab.strict_model import StrictModel
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
+#: Where a variant's name goes on with its next part: "-" before a letter (report.name_parts).
+NEW_PART = re.compile(r"-[A-Za-z]")
 
 #: The largest seed count (``seeds: N``, ``--seeds N``): a count is expanded into a list of
 #: seeds before anything else is checked, and a huge one would exhaust memory.
@@ -103,6 +105,19 @@ class AxisSpec(StrictSpec):
             )
         for bundle in bundles:
             _check_keys(bundle)
+        return self
+
+    @model_validator(mode="after")
+    def _names_read_back_whole(self) -> AxisSpec:
+        # Reports split a variant's name into its parts where "-" precedes a letter
+        # (report.name_parts): "thr-0.5" stays one part, "high-var" would read as two.
+        for fragment, _ in self.labelled_overrides():
+            if NEW_PART.search(fragment):
+                raise ValueError(
+                    f"axis value name '{fragment}': '-' before a letter would start a new "
+                    "part of the variant's name in reports; name the values with a mapping "
+                    "{name: value} whose names have none (use '_' or '.')"
+                )
         return self
 
     def set_keys(self) -> list[str]:
