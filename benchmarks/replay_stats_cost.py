@@ -6,9 +6,13 @@ buffer pre-filled as in ``replay_sampling.py`` (stratified: both FIFOs full of 2
 episodes, good and bad alternating), in ms per member per episode end, and that as a share
 of a 200-step Pendulum episode at ``--ms-per-step`` (about 3 ms per env step at K = 1).
 Then the memory of stratified replay's FIFO age records at 1e6 x 30 members, beside what a
-per-slot write step would cost. A few seconds in all:
+per-slot write step would cost. Last, for the strategies whose law takes a pass over the
+buffer, a K-member buffer (``--members``, ``--capacity``: the replay-volume study's 5 x 1e5
+by default) asked for all members' stats, as the trainer did at every episode end, and for
+one member's, as it does now for the member whose episode ended. A few seconds in all:
 
-    python benchmarks/replay_stats_cost.py [--repeats 5] [--ms-per-step 3]
+    python benchmarks/replay_stats_cost.py [--repeats 5] [--ms-per-step 3] [--members 5]
+        [--capacity 100000]
 """
 
 from __future__ import annotations
@@ -55,6 +59,20 @@ def stats_ms(kind: str, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+def asked_ms(kind: str, members: int, capacity: int, repeats: int) -> tuple[float, float]:
+    """Median ms of ``replay_stats(64)`` for all ``members`` of a full buffer, and of
+    ``replay_stats(64, [0])`` for one of them, alternating."""
+    buf = make_buffer(kind, capacity, OBS_DIM, ACT_DIM, members, seed=0)
+    prefill(buf)
+    every, one = [], []
+    for _ in range(repeats):
+        for asked, times in ((None, every), ([0], one)):
+            start = time.perf_counter()
+            buf.replay_stats(64, asked)
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(every), 1e3 * statistics.median(one)
+
+
 def record_bytes(members: int) -> int:
     """Bytes the FIFO age records of ``members`` members take when both FIFOs are full."""
     buf = StratifiedReplay(8, OBS_DIM, ACT_DIM, members, seed=0)  # the records only matter
@@ -70,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ms-per-step", type=float, default=3.0)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--capacity", type=int, default=100_000)
     args = parser.parse_args()
     episode_ms = EPISODE * args.ms_per_step
     for kind in KINDS:
@@ -88,6 +108,11 @@ def main() -> None:
             }
         )
     )
+    for kind in ("prioritized", "lap", "softmax"):
+        every, one = asked_ms(kind, args.members, args.capacity, args.repeats)
+        row = {"kind": kind, "members": args.members, "capacity": args.capacity}
+        row |= {"ms_all_members": round(every, 3), "ms_one_member": round(one, 3)}
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
