@@ -5,12 +5,14 @@ time left at the rate since the latest start or resume."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from cli_support import FAST, run_cli
 from report_support import two_variant_study
 
-from ddpglab.report.status import by_variant, read_progress, run_status, segment_rate
+from ddpglab.report.status import by_variant, read_progress, recent_rate, run_status
+from ddpglab.run_control import folder_lock, folder_locked
 from ddpglab.store import EpisodeRow, ResultsStore
 
 
@@ -31,8 +33,8 @@ def study_folder(tmp_path):
     with ResultsStore(tmp_path / "results.sqlite") as store:
         for seed in (0, 1):
             add_run(store, "a", seed, [(1.0, 500), (2.0, 1000)], "done")
-        # ran 300 steps, was resumed (the wall clock starts again): 10 steps/s since
-        add_run(store, "b", 0, [(10.0, 100), (20.0, 200), (30.0, 300), (5.0, 400), (15.0, 500)])
+        # 100 steps per 10 s of training: 10 steps/s
+        add_run(store, "b", 0, [(0.0, 100), (10.0, 200), (20.0, 300), (30.0, 400), (40.0, 500)])
         add_run(store, "b", 1, [(10.0, 300)], "failed", "KeyboardInterrupt: study interrupted")
         pending = store.add_run("Pendulum-v1", 0, {"train": {"steps": 1000}}, "c", "pending")
         add_run(store, "d", 0, [(1.0, 100)], "failed", "FloatingPointError: a NaN loss")
@@ -40,23 +42,40 @@ def study_folder(tmp_path):
     return tmp_path
 
 
-def test_a_stop_by_a_signal_is_not_a_failure():
+def test_a_stop_by_a_signal_is_not_a_failure_and_a_run_without_its_process_says_so():
     assert run_status("failed", "KeyboardInterrupt: study interrupted") == "stopped"
     assert run_status("failed", "TrainingInterrupted: stopped by SIGTERM") == "stopped"
     assert run_status("failed", "FloatingPointError: a NaN loss") == "failed"
-    assert run_status("running", None) == "running"
+    assert run_status("running", None, locked=True) == "running"
+    assert run_status("running", None, locked=False) == "no process"
+    assert run_status("running", None, locked=None) == "running"  # cannot tell: as stored
+    assert run_status("done", None, locked=False) == "done"
 
 
-def test_the_rate_counts_from_the_latest_resume_only():
-    assert segment_rate([100, 200, 300, 400, 500], [10.0, 20.0, 30.0, 5.0, 15.0]) == 10.0
-    assert segment_rate([100, 300], [10.0, 20.0]) == 20.0
-    assert segment_rate([100], [10.0]) is None  # one episode: no elapsed time to divide by
-    assert segment_rate([], []) is None
+def test_the_rate_is_that_of_the_latest_window_of_training():
+    walls = [0.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0]
+    steps = [10_000, 11_000, 12_000, 13_000, 14_000, 15_000, 16_000, 17_000, 18_000, 19_000]
+    steps = [0, *steps]  # the first 1e4 steps came fast (random actions, no updates)
+    assert recent_rate(steps, walls, window_s=600.0) == pytest.approx(6000 / 600)
+    assert recent_rate(steps, walls, window_s=1e6) == pytest.approx(19_000 / 1000)
+    assert recent_rate([100, 300], [10.0, 5000.0], window_s=60.0) == pytest.approx(200 / 4990)
+    assert recent_rate([100], [10.0]) is None  # one episode: no time to divide by
+    assert recent_rate([], []) is None
+
+
+def test_folder_locked_sees_a_holder_without_taking_the_lock(tmp_path):
+    if not Path("/proc/locks").exists():
+        pytest.skip("folder_locked reads Linux's /proc/locks")
+    assert folder_locked(tmp_path) is False  # no lock file at all
+    with folder_lock(tmp_path, "busy"):
+        assert folder_locked(tmp_path) is True
+        assert folder_locked(tmp_path / "other") is False
+    assert folder_locked(tmp_path) is False
 
 
 def test_each_variant_counts_its_runs_its_progress_and_its_time_left(study_folder):
     with ResultsStore(study_folder / "results.sqlite") as store:
-        variants = {v.variant: v for v in by_variant(read_progress(store.conn))}
+        variants = {v.variant: v for v in by_variant(read_progress(store.conn, locked=True))}
     assert list(variants) == ["a", "b", "c", "d"]
     a, b, c, d = variants.values()
     assert dict(a.statuses) == {"done": 2} and a.fraction == 1.0 and a.seconds_left is None
@@ -68,7 +87,8 @@ def test_each_variant_counts_its_runs_its_progress_and_its_time_left(study_folde
 
 
 def test_the_command_prints_a_row_per_variant_and_the_share_done(study_folder, capsys):
-    rc, out, err = run_cli(["status", str(study_folder)], capsys)
+    with folder_lock(study_folder, "busy"):  # as the study holds it while it runs
+        rc, out, err = run_cli(["status", str(study_folder)], capsys)
     assert rc == 0, err
     rows = {cells[0]: cells[1:] for cells in table_rows(out)}
     assert rows["a"] == ["2 done", "1000", "100 %", "-"]
@@ -77,6 +97,17 @@ def test_the_command_prints_a_row_per_variant_and_the_share_done(study_folder, c
     assert rows["d"] == ["1 failed", "100", "10 %", "-"]
     assert "budget: 1000 steps per run" in out
     assert "48.3 % of all runs' budgets done" in out  # (1 + 1 + 0.5 + 0.3 + 0 + 0.1) / 6
+    assert "left: at each running member's rate over its last 10 min" in out
+
+
+def test_runs_left_running_by_a_killed_process_read_as_having_none(study_folder, capsys):
+    if not Path("/proc/locks").exists():
+        pytest.skip("folder_locked reads Linux's /proc/locks")
+    rc, out, err = run_cli(["status", str(study_folder)], capsys)  # nobody holds the lock
+    assert rc == 0, err
+    rows = {cells[0]: cells[1:] for cells in table_rows(out)}
+    assert rows["b"] == ["1 no process, 1 stopped", "300-500", "40 %", "-"]
+    assert "left:" not in out and "no process: running in the store" in out
 
 
 def test_a_train_folder_is_shown_by_seed_in_episodes(tmp_path, capsys):
@@ -121,9 +152,22 @@ def table_rows(out: str) -> list[list[str]]:
 
 def test_runs_without_a_recorded_budget_show_their_progress_without_a_share(tmp_path, capsys):
     folder, _ = two_variant_study(tmp_path / "study", episodes=12)
-    rc, out, err = run_cli(["status", str(folder)], capsys)
+    with folder_lock(folder, "busy"):
+        rc, out, err = run_cli(["status", str(folder)], capsys)
     assert rc == 0, err
     rows = {cells[0]: cells[1:] for cells in table_rows(out)}
-    assert rows["stratified-thr0.5"] == ["3 done", "12 of ? episodes", "-", "-"]
-    assert rows["softmax-b1"] == ["3 done, 1 running", "9-12 of ? episodes", "-", "-"]
+    assert rows["stratified-thr0.5"] == ["3 done", "12 episodes", "-", "-"]
+    assert rows["softmax-b1"] == ["3 done, 1 running", "9-12 episodes", "-", "-"]
     assert "budgets done" not in out
+
+
+def test_a_variant_whose_runs_have_different_budgets_says_so(tmp_path, capsys):
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        add_run(store, "e", 0, [(1.0, 500)], "failed", "RuntimeError: x", steps=1000)
+        add_run(store, "e", 1, [(1.0, 500)], "failed", "RuntimeError: x", steps=2000)
+    rc, out, err = run_cli(["status", str(tmp_path)], capsys)
+    assert rc == 0, err
+    assert [cells for cells in table_rows(out)] == [
+        ["e", "2 failed", "500 steps (budgets differ)", "38 %", "-"]  # (1/2 + 1/4) / 2
+    ]
+    assert "budget:" not in out

@@ -91,7 +91,15 @@ def check_store(path: Path, logged: list[int], kills: int) -> int:
         if not tables:  # killed before the schema was committed: an empty store
             held = 0
         else:  # the schema is made in one transaction
-            assert tables == {"runs", "episodes", "evals", "checkpoints", "study", "replay_stats"}
+            assert tables == {
+                "runs",
+                "episodes",
+                "evals",
+                "checkpoints",
+                "study",
+                "replay_stats",
+                "segments",
+            }
             held = check_calls(conn, kills)
     finally:
         conn.close()
@@ -267,7 +275,9 @@ def test_failed_git_lookup_records_null(tmp_path, monkeypatch, fresh_git_commit)
 
 def test_store_without_git_commit_column_is_migrated(tmp_path, fresh_git_commit, monkeypatch):
     path = tmp_path / "results.sqlite"
-    old_schema = re.sub(r"\n\s*git_commit\s+TEXT,[^\n]*", "", store.SCHEMA)
+    segments = r"CREATE TABLE IF NOT EXISTS segments .*?\n\);\n"  # newer than the column
+    old_schema = re.sub(segments, "", store.SCHEMA, flags=re.S)
+    old_schema = re.sub(r"\n\s*git_commit\s+TEXT,[^\n]*", "", old_schema)
     assert "git_commit" not in old_schema
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")

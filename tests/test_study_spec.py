@@ -133,13 +133,21 @@ def test_axis_value_names_written_as_numbers_name_all_the_same():
         {"label": "my-", "values": {"a": {"agent.tau": 0.1}}},
         {"key": "env.id", "values": ["Pendulum-v1"]},
         {"key": "agent.tau", "label": "t-x", "values": [0.1]},
+        {"label": "", "values": {"16": {"agent.tau": 0.1}}},
+        {"key": "agent.tau", "label": "", "values": [0.1]},
     ],
-    ids=["bundle-name", "label-and-name", "listed-value", "label"],
+    ids=["bundle-name", "label-and-name", "listed-value", "label", "digit", "no-label"],
 )
-def test_an_axis_value_name_that_reports_would_read_as_two_parts_is_refused(axis):
-    """name_parts ends a part where '-' precedes a letter: such a name would be split."""
-    with pytest.raises(ConfigError, match="'-' before a letter"):
-        study_of(axes=[axis])
+def test_an_axis_value_name_that_reports_would_not_read_back_is_refused(axis):
+    """name_parts ends a part where '-' precedes a letter, and starts one only there: a
+    name with such a '-' would be split, one starting with a digit glued to the last."""
+    with pytest.raises(ConfigError, match="reports read a variant's name as parts"):
+        study_of(variants=[{"name": "lap"}], axes=[axis])
+
+
+def test_the_refusal_of_a_label_says_to_change_the_label():
+    with pytest.raises(ConfigError, match="change its label"):
+        study_of(axes=[{"key": "agent.tau", "label": "t-x", "values": [0.1]}])
 
 
 def test_a_minus_before_a_digit_stays_in_its_part():

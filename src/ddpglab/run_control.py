@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,25 @@ def folder_lock(folder: Path, refusal: str) -> Iterator[None]:
         except BlockingIOError:
             raise ConfigError(refusal) from None
         yield
+
+
+def folder_locked(folder: Path) -> bool | None:
+    """Whether a process holds ``folder/.lock`` (:func:`folder_lock`) now, read from
+    Linux's ``/proc/locks`` without touching the lock (taking it, even for a moment, could
+    refuse a run starting then); None where that cannot be told."""
+    try:
+        lock = (folder / ".lock").stat()
+        table = Path("/proc/locks").read_text()
+    except FileNotFoundError:  # no lock file: nothing ever held it; no /proc: cannot tell
+        return False if Path("/proc/locks").exists() else None
+    except OSError:
+        return None
+    device = f"{os.major(lock.st_dev):02x}:{os.minor(lock.st_dev):02x}:{lock.st_ino}"
+    return any(
+        fields[1] == "FLOCK" and fields[5] == device
+        for fields in (line.split() for line in table.splitlines())
+        if len(fields) > 5 and fields[1] != "->"  # "->": a process waiting, not holding
+    )
 
 
 @contextmanager

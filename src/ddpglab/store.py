@@ -16,8 +16,13 @@ consistency. The schema is created in one transaction too.
 
 Migration: stores written before ``runs.git_commit`` or the episodes' ``terminated``,
 ``q_start`` and ``discounted_return`` existed gain those (nullable) columns when opened by
-:class:`ResultsStore`; their old rows keep NULL there. Stores older than ``replay_stats``
-gain the (empty) table.
+:class:`ResultsStore`; their old rows keep NULL there. Stores older than ``replay_stats`` or
+``segments`` gain the (empty) tables.
+
+Provenance across resumes: ``runs.git_commit`` is the commit the run was created at; each
+start and resume adds a ``segments`` row with the commit and host of the process that
+wrote it, so a run continued at other code says so. Workers load the code when they start:
+edits to the checkout while a run goes on are not seen here.
 """
 
 from __future__ import annotations
@@ -103,6 +108,14 @@ CREATE TABLE IF NOT EXISTS replay_stats (  -- each member's sampling law at its 
     expected_age REAL NOT NULL,  -- E[age] of a replayed transition, env steps, 0 the newest
     entropy      REAL NOT NULL,  -- H(P) of the sampling law, nats
     PRIMARY KEY (run_id, env_steps)
+);
+CREATE TABLE IF NOT EXISTS segments (  -- each start or resume of a run: the code it ran
+    run_id      INTEGER NOT NULL REFERENCES runs(run_id),
+    episode     INTEGER NOT NULL,  -- the episodes the run had kept when the segment began
+    started_at  REAL NOT NULL,
+    host        TEXT,
+    git_commit  TEXT,  -- the commit of the process that started it (see git_commit())
+    PRIMARY KEY (run_id, episode)
 );
 COMMIT;
 """
@@ -240,7 +253,19 @@ class ResultsStore:
                     time.time() if status == "running" else None,
                 ),
             )
+            if status == "running":
+                self._begin_segment(int(cur.lastrowid), 0)
         return int(cur.lastrowid)
+
+    def _begin_segment(self, run_id: int, episode: int) -> None:
+        """Inside a write transaction: the run (re)starts after ``episode`` episodes here."""
+        self.conn.execute(
+            "DELETE FROM segments WHERE run_id = ? AND episode >= ?", (run_id, episode)
+        )
+        self.conn.execute(
+            "INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
+            (run_id, episode, time.time(), platform.node(), git_commit()),
+        )
 
     def start_run(self, run_id: int, config: dict[str, Any]) -> None:
         """A pending run starts, with the resolved config it runs."""
@@ -250,12 +275,13 @@ class ResultsStore:
                 " WHERE run_id = ?",
                 (json.dumps(config, sort_keys=True), time.time(), run_id),
             )
+            self._begin_segment(run_id, 0)
 
     def delete_runs(self, run_ids: Iterable[int]) -> None:
         """Remove runs and everything recorded for them, in one transaction."""
         ids = [(run_id,) for run_id in run_ids]
         with self.conn:
-            for table in ("episodes", "evals", "checkpoints", "replay_stats", "runs"):
+            for table in ("episodes", "evals", "checkpoints", "replay_stats", "segments", "runs"):
                 self.conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", ids)
 
     def study(self) -> dict[str, Any] | None:
@@ -286,6 +312,7 @@ class ResultsStore:
                 " WHERE run_id = ?",
                 (run_id,),
             )
+            self._begin_segment(run_id, episodes)
 
     def finish_run(self, run_id: int, status: str = "done", error: str | None = None) -> None:
         with self.conn:

@@ -102,7 +102,8 @@ class ReplayDiagnostics:
         """``stored``, ``expected_age`` and ``entropy`` of the law now (module docstring) of
         ``members`` (all by default), one row each in that order, for batches of
         ``batch_size`` (the law of stratified replay and CER's mixture depend on it).
-        Exact; O(N) per member unless a strategy overrides it."""
+        Exact; O(N) per member asked for, after ``probabilities`` for all K, unless a
+        strategy overrides it."""
         rows = self.member_rows(members)
         ages = self.slot_ages()
         ages = ages if len(ages) == 1 else ages[rows]

@@ -109,14 +109,22 @@ class AxisSpec(StrictSpec):
 
     @model_validator(mode="after")
     def _names_read_back_whole(self) -> AxisSpec:
-        # Reports split a variant's name into its parts where "-" precedes a letter
-        # (report.name_parts): "thr-0.5" stays one part, "high-var" would read as two.
+        # Reports split a variant's name into parts where "-" precedes a letter
+        # (report.name_parts): "thr-0.5" stays one part, "high-var" would read as two, and a
+        # part that starts with no letter ("16") would read as the end of the one before.
         for fragment, _ in self.labelled_overrides():
-            if NEW_PART.search(fragment):
+            if NEW_PART.search(fragment) or not fragment[:1].isalpha():
+                where = "its label" if self.label and NEW_PART.search(self.label) else None
                 raise ValueError(
-                    f"axis value name '{fragment}': '-' before a letter would start a new "
-                    "part of the variant's name in reports; name the values with a mapping "
-                    "{name: value} whose names have none (use '_' or '.')"
+                    f"axis value name '{fragment}': reports read a variant's name as parts "
+                    "that start with a letter and end before '-' and a letter; "
+                    + (
+                        f"change {where}"
+                        if where
+                        else "give the axis a label, or name the values with a mapping "
+                        "{name: value}, so that each name starts with a letter and has no "
+                        "'-' before a letter (use '_' or '.')"
+                    )
                 )
         return self
 
