@@ -72,7 +72,9 @@ def run_status(status: str, error: str | None, locked: bool | None = None) -> st
     return status
 
 
-def recent_rate(units: list[int], walls: list[float], window_s: float = RATE_WINDOW_S):
+def recent_rate(
+    units: list[int], walls: list[float], window_s: float = RATE_WINDOW_S
+) -> float | None:
     """Units per second over a run's episodes of its latest ``window_s`` seconds of
     training (cumulative units and wall seconds, in order); at least its last two
     episodes; None with fewer or no time between them."""
