@@ -24,6 +24,13 @@ NAME_RULE = "letters, digits and . _ + = - (starting with a letter or digit)"
 #: Where a variant's name goes on with its next part: "-" before a letter (report.name_parts).
 NEW_PART = re.compile(r"-[A-Za-z]")
 
+
+def reads_back_whole(fragment: str) -> bool:
+    """Whether report.name_parts reads ``fragment`` back as one part of a variant's name:
+    it starts with a letter and has no '-' before a letter."""
+    return fragment[:1].isalpha() and not NEW_PART.search(fragment)
+
+
 #: The largest seed count (``seeds: N``, ``--seeds N``): a count is expanded into a list of
 #: seeds before anything else is checked, and a huge one would exhaust memory.
 MAX_SEED_COUNT = 1_000_000
@@ -113,19 +120,19 @@ class AxisSpec(StrictSpec):
         # (report.name_parts): "thr-0.5" stays one part, "high-var" would read as two, and a
         # part that starts with no letter ("16") would read as the end of the one before.
         for fragment, _ in self.labelled_overrides():
-            if NEW_PART.search(fragment) or not fragment[:1].isalpha():
-                where = "its label" if self.label and NEW_PART.search(self.label) else None
-                raise ValueError(
-                    f"axis value name '{fragment}': reports read a variant's name as parts "
-                    "that start with a letter and end before '-' and a letter; "
-                    + (
-                        f"change {where}"
-                        if where
-                        else "give the axis a label, or name the values with a mapping "
-                        "{name: value}, so that each name starts with a letter and has no "
-                        "'-' before a letter (use '_' or '.')"
-                    )
+            if reads_back_whole(fragment):
+                continue
+            if self.label and not reads_back_whole(self.label):
+                fix = "change its label"
+            else:
+                fix = (
+                    "give the axis a label, or name the values with a mapping {name: value}, "
+                    "so that each name starts with a letter and has no '-' before a letter"
                 )
+            raise ValueError(
+                f"axis value name '{fragment}': reports read a variant's name as parts that "
+                f"start with a letter and end before '-' and a letter; {fix}"
+            )
         return self
 
     def set_keys(self) -> list[str]:
