@@ -121,9 +121,6 @@ def by_variant(runs: list[RunProgress]) -> list[VariantProgress]:
     for name, members in groups.items():
         budgets = {m.budget for m in members}
         budget = members[0].budget if len(budgets) == 1 else None
-        fraction = None
-        if all(m.budget for m in members):
-            fraction = sum(min(m.done / m.budget, 1.0) for m in members) / len(members)
         left = [max(m.budget - m.done, 0) / m.rate for m in members if m.rate and m.budget]
         variants.append(
             VariantProgress(
@@ -134,7 +131,7 @@ def by_variant(runs: list[RunProgress]) -> list[VariantProgress]:
                 budgets_differ=len(budgets) > 1,
                 least=min(m.done for m in members),
                 most=max(m.done for m in members),
-                fraction=fraction,
+                fraction=share_done(members),
                 seconds_left=max(left, default=None),
             )
         )
@@ -173,8 +170,9 @@ def shared_budget(variants: list[VariantProgress]) -> str | None:
     return f"{variants[0].budget} {variants[0].unit}"
 
 
-def overall_fraction(runs: list[RunProgress]) -> float | None:
-    """The fraction of all runs' budgets done (None when a run has no budget)."""
+def share_done(runs: list[RunProgress]) -> float | None:
+    """The mean over ``runs`` of the fraction of its budget each has done, at most 1 (None
+    when a run has no budget)."""
     if not runs or not all(run.budget for run in runs):
         return None
     return sum(min(run.done / run.budget, 1.0) for run in runs) / len(runs)
@@ -224,7 +222,7 @@ def print_status(folder: Path) -> None:
     budget = shared_budget(variants)
     if budget is not None:
         console.print(f"budget: {budget} per run")
-    fraction = overall_fraction(runs)
+    fraction = share_done(runs)
     if fraction is not None:
         console.print(f"{100 * fraction:.1f} % of all runs' budgets done")
     if any(v.seconds_left is not None for v in variants):
