@@ -5,6 +5,7 @@ kept in the store (a run's, a study's), rewound and deleted with the run, drawn 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from contextlib import closing
 from functools import partial
@@ -308,3 +309,37 @@ def test_a_colour_label_no_variant_has_is_refused_and_nothing_written(tmp_path, 
     for label in ("nope", ""):
         rc, _, err = run_cli(["report", str(folder), "--colour-by", label], capsys)
         assert_refused(rc, err, folder / "report", "--colour-by", "no variant's name")
+
+
+@pytest.mark.parametrize(
+    "ages", [(16_500.0, 17_500.0, 19_600.0), (300.0, 4_000.0, 60_000.0), (30.0, 5e5, 2e5)]
+)
+def test_recency_axis_labels_are_readable_whatever_span_the_ages_have(tmp_path, monkeypatch, ages):
+    """A log axis over less than half a decade labels every minor tick by default, and the
+    labels ran into each other; over several decades it must still label some ticks."""
+    runs = [
+        SyntheticRun("Pendulum-v1", f"v{i}", seed, "uniform", "done", np.full(10, -200.0), None)
+        for i in range(len(ages))
+        for seed in range(2)
+    ]
+    folder = make_store(tmp_path / "s", runs)
+    with ResultsStore(folder / "results.sqlite") as store:
+        for run in store.runs():
+            age = ages[int(run["variant"][1:])]
+            rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, age, 5.0) for e in (1, 2)]
+            store.add_episodes([], rows)
+    figures = []
+    monkeypatch.setattr(study_figures.plt, "close", figures.append)
+    write_report(folder, n_boot=50)
+    (figure,) = [f for f in figures if "recency" in f.get_suptitle()]
+    renderer = figure.canvas.get_renderer()
+    axis = figure.axes[0].xaxis
+    low, high = figure.axes[0].get_xlim()
+    labels = [
+        t.label1.get_window_extent(renderer)
+        for t in axis.get_major_ticks() + axis.get_minor_ticks()
+        if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high
+    ]
+    assert len(labels) >= 2
+    labels.sort(key=lambda box: box.x0)
+    assert all(a.x1 < b.x0 for a, b in itertools.pairwise(labels))

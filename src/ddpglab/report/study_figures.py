@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from ddpglab.report import stats  # noqa: E402
 from ddpglab.report.name_parts import name_part  # noqa: E402
@@ -306,6 +307,22 @@ def plot_replay_stats(study: StudyRuns, path: Path, n_boot: int) -> bool:
     return True
 
 
+def _legible_log_ticks(ax) -> None:
+    """Ticks a log x axis can label without collisions whatever its span. Matplotlib
+    labels every minor tick of a span under half a decade, in wide scientific notation,
+    and the labels run into each other; under a decade there may be no major tick at all."""
+    low, high = ax.get_xlim()
+    decades = math.log10(high / low)
+    if decades < 1:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+    else:
+        subs = (1.0, 2.0, 5.0) if decades < 4 else (1.0,)
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
+    ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot_recency_entropy(
     study: StudyRuns,
     rows: list[Row],
@@ -350,6 +367,7 @@ def plot_recency_entropy(
         row[0].set_ylabel(f"{env_id}\nmean return over the last {last} episodes")
         row[0].set_xlabel("mean E[age] of a replayed transition (env steps, log scale)")
         row[0].set_xscale("log")
+        _legible_log_ticks(row[0])
         row[1].set_xlabel("mean entropy of the sampling law H(P) (nats)")
         for ax in row:
             ax.grid(alpha=0.3)
