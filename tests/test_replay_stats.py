@@ -284,7 +284,17 @@ def test_the_report_draws_the_replay_figures_only_from_stores_with_rows(tmp_path
     assert (report / "recency_entropy.png").stat().st_size > 0
 
 
-def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, monkeypatch):
+@pytest.fixture
+def drawn_figures(monkeypatch):
+    """The figures the report draws, kept open to be inspected, and closed afterwards."""
+    figures = []
+    monkeypatch.setattr(study_figures.plt, "close", figures.append)
+    yield figures
+    monkeypatch.undo()
+    study_figures.plt.close("all")
+
+
+def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, drawn_figures):
     runs = [
         SyntheticRun("Pendulum-v1", variant, seed, "uniform", "done", np.full(10, -200.0), None)
         for variant in ("a-vol16", "b-vol16", "a-vol256")
@@ -295,10 +305,8 @@ def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, monkeypatch)
         for run in store.runs():
             rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, 100.0, 5.0) for e in (1, 2)]
             store.add_episodes([], rows)
-    figures = []
-    monkeypatch.setattr(study_figures.plt, "close", figures.append)
     write_report(folder, n_boot=50, colour_by="vol")
-    (figure,) = [f for f in figures if "recency" in f.get_suptitle()]
+    (figure,) = [f for f in drawn_figures if "recency" in f.get_suptitle()]
     assert [t.get_text() for t in figure.legends[0].texts] == ["vol16", "vol256"]
     colours = [line.get_color() for line in figure.axes[0].lines if line.get_marker() == "o"]
     assert colours[0] == colours[1] != colours[2]  # a-vol16, b-vol16 alike; a-vol256 not
@@ -314,7 +322,9 @@ def test_a_colour_label_no_variant_has_is_refused_and_nothing_written(tmp_path, 
 @pytest.mark.parametrize(
     "ages", [(16_500.0, 17_500.0, 19_600.0), (300.0, 4_000.0, 60_000.0), (30.0, 5e5, 2e5)]
 )
-def test_recency_axis_labels_are_readable_whatever_span_the_ages_have(tmp_path, monkeypatch, ages):
+def test_recency_axis_labels_are_readable_whatever_span_the_ages_have(
+    tmp_path, drawn_figures, ages
+):
     """A log axis over less than half a decade labels every minor tick by default, and the
     labels ran into each other; over several decades it must still label some ticks."""
     runs = [
@@ -328,10 +338,8 @@ def test_recency_axis_labels_are_readable_whatever_span_the_ages_have(tmp_path, 
             age = ages[int(run["variant"][1:])]
             rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, age, 5.0) for e in (1, 2)]
             store.add_episodes([], rows)
-    figures = []
-    monkeypatch.setattr(study_figures.plt, "close", figures.append)
     write_report(folder, n_boot=50)
-    (figure,) = [f for f in figures if "recency" in f.get_suptitle()]
+    (figure,) = [f for f in drawn_figures if "recency" in f.get_suptitle()]
     renderer = figure.canvas.get_renderer()
     axis = figure.axes[0].xaxis
     low, high = figure.axes[0].get_xlim()
