@@ -294,17 +294,26 @@ def drawn_figures(monkeypatch):
     study_figures.plt.close("all")
 
 
-def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, drawn_figures):
+def study_with_ages(folder, ages: dict[str, float]):
+    """A two-seed study whose variants replay at the given expected ages (entropy 5)."""
     runs = [
         SyntheticRun("Pendulum-v1", variant, seed, "uniform", "done", np.full(10, -200.0), None)
-        for variant in ("a-vol16", "b-vol16", "a-vol256")
+        for variant in ages
         for seed in range(2)
     ]
-    folder = make_store(tmp_path / "s", runs)
+    folder = make_store(folder, runs)
     with ResultsStore(folder / "results.sqlite") as store:
         for run in store.runs():
-            rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, 100.0, 5.0) for e in (1, 2)]
+            age = ages[run["variant"]]
+            rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, age, 5.0) for e in (1, 2)]
             store.add_episodes([], rows)
+    return folder
+
+
+def test_recency_entropy_colours_variants_by_a_name_label(tmp_path, drawn_figures):
+    folder = study_with_ages(
+        tmp_path / "s", {"a-vol16": 100.0, "b-vol16": 100.0, "a-vol256": 100.0}
+    )
     write_report(folder, n_boot=50, colour_by="vol")
     (figure,) = [f for f in drawn_figures if "recency" in f.get_suptitle()]
     assert [t.get_text() for t in figure.legends[0].texts] == ["vol16", "vol256"]
@@ -327,17 +336,7 @@ def test_recency_axis_labels_are_readable_whatever_span_the_ages_have(
 ):
     """A log axis over less than half a decade labels every minor tick by default, and the
     labels ran into each other; over several decades it must still label some ticks."""
-    runs = [
-        SyntheticRun("Pendulum-v1", f"v{i}", seed, "uniform", "done", np.full(10, -200.0), None)
-        for i in range(len(ages))
-        for seed in range(2)
-    ]
-    folder = make_store(tmp_path / "s", runs)
-    with ResultsStore(folder / "results.sqlite") as store:
-        for run in store.runs():
-            age = ages[int(run["variant"][1:])]
-            rows = [ReplayStatsRow(run["run_id"], 200 * e, 200 * e, 64, age, 5.0) for e in (1, 2)]
-            store.add_episodes([], rows)
+    folder = study_with_ages(tmp_path / "s", {f"v{i}": age for i, age in enumerate(ages)})
     write_report(folder, n_boot=50)
     (figure,) = [f for f in drawn_figures if "recency" in f.get_suptitle()]
     renderer = figure.canvas.get_renderer()
