@@ -9,6 +9,7 @@ is named by an environment variable the workers inherit when Ray starts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -24,7 +25,8 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from ddpglab.store import ResultsStore
 from ddpglab.study import run_study
 from ddpglab.study.display import StudyProgress
-from ddpglab.study.ray_backend import unreachable
+from ddpglab.study.ray_backend import RayBackend, unreachable
+from ddpglab.study.worker import JobTask
 
 SMOKE = Path(__file__).resolve().parents[1] / "studies" / "smoke.yaml"
 MARKER = "DDPGLAB_TEST_RAY_STOP_MARKER"
@@ -194,6 +196,99 @@ def test_ctrl_c_cancels_the_tasks_and_fails_their_runs_with_the_drivers_reason(
     assert all(len(returns) < 500 for _, _, returns in contents.values())
     # A job that was training saved its state when cancelled: a rerun continues it.
     assert list((tmp_path / "runs").rglob("state-*.npz"))
+
+
+class SlowQueue:
+    """The driver's queue, with puts that take ``PUT_S`` each (an async actor, like Ray's
+    queue: the driver takes messages while a put is under way)."""
+
+    PUT_S = 0.5
+
+    def __init__(self, ray: Any):
+        @ray.remote(num_cpus=0)
+        class Items:
+            def __init__(self):
+                self.items: list[Any] = []
+                self.putting = 0
+
+            async def put(self, item: Any) -> None:
+                self.putting += 1
+                await asyncio.sleep(SlowQueue.PUT_S)
+                self.items.append(item)
+                self.putting -= 1
+
+            async def take(self) -> list[Any]:
+                items, self.items = self.items, []
+                return items
+
+            async def put_under_way(self) -> bool:
+                return self.putting > 0
+
+        self.ray, self.actor = ray, Items.remote()
+
+    def put(self, item: Any) -> None:
+        self.ray.get(self.actor.put.remote(item))
+
+    def put_under_way(self) -> bool:
+        return self.ray.get(self.actor.put_under_way.remote())
+
+    def qsize(self) -> int:
+        return 1  # take everything there is
+
+    def get_nowait_batch(self, _size: int) -> list[Any]:
+        return self.ray.get(self.actor.take.remote())
+
+    def shutdown(self, force: bool = False) -> None:
+        self.ray.kill(self.actor)
+
+
+def send_until_stopped(_task: Any, key: int, queue: Any) -> None:
+    """A Ray task that sends numbered messages until a stop request reaches its SIGINT
+    handler, as a Trainer does (it ends its step, then stops), then says how many it sent."""
+    from ddpglab.study.ray_backend import _QueueSender
+
+    stop: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: stop.append(signum))
+    sender, sent = _QueueSender(queue, key), 0
+    while not stop:
+        sender.send(("sent", (sent,)))
+        sent += 1
+    sender.send(("stopped", (sent,)))
+
+
+class SlowQueueBackend(RayBackend):
+    """The Ray backend with :class:`SlowQueue` and :func:`send_until_stopped` as its jobs."""
+
+    def _make_queue(self) -> SlowQueue:
+        self.slow_queue = SlowQueue(self.ray)
+        return self.slow_queue
+
+    def connect(self, workers: int | None, threads: int | None) -> int:
+        cpus = super().connect(workers, threads)
+        self._train = self.ray.remote(max_retries=0)(send_until_stopped)
+        return cpus
+
+
+def test_stopping_a_task_lets_the_queue_puts_it_is_waiting_on_finish(ray_cluster):
+    """ray.cancel's default also cancels the task's children: the put it waits on. Its send
+    then failed as if the driver's queue were gone, and a Trainer stopped by Ctrl-C lost the
+    state it was about to save."""
+    backend = SlowQueueBackend()
+    backend.connect(workers=1, threads=1)
+    try:
+        key = backend.launch(JobTask({"train": {"torch_threads": 1}}, {}, "", "", ""))
+        received = []
+        while len(received) < 2 or not backend.slow_queue.put_under_way():
+            received += backend.poll(timeout=0.01)
+        received += backend.stop([key])  # while the task waits on its put
+        ended = backend.finish(key)
+    finally:
+        backend.close()
+
+    assert ended == "WorkerDied: the job's Ray task ended without reporting its end"  # no error
+    *numbered, (_, (last, (sent,))) = received
+    assert last == "stopped" and sent >= 3
+    assert numbered == [(key, ("sent", (number,))) for number in range(sent)]
 
 
 # -- refusals ------------------------------------------------------------------------------

@@ -236,7 +236,9 @@ class RayBackend:
         refs = [self._refs[key] for key in keys]
         if refs:
             for ref in refs:
-                self.ray.cancel(ref)  # KeyboardInterrupt (SIGINT) in the task
+                # KeyboardInterrupt (SIGINT) in the task. Not recursive: that would cancel
+                # the queue put the task may be waiting on, and it would fail before saving.
+                self.ray.cancel(ref, recursive=False)
             _, left = self.ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_S)
             for ref in left:
                 self.ray.cancel(ref, force=True)
