@@ -19,4 +19,8 @@ done
 join() { local IFS=,; echo "$*"; }
 args+=(--interaction "$(join "${low[@]}"):$(join "${u_low[@]}")" "$(join "${high[@]}"):$(join "${u_high[@]}")")
 args+=(--contrast lap-vol16:uniform+pal-vol16 --contrast lap-vol256:uniform+pal-vol256)
+# The pooled gain at each volume, the two terms of the pooled interaction. Added after the
+# results were seen, to read that interaction by; descriptive, not one of the four answers.
+args+=(--contrast "$(join "${low[@]}"):$(join "${u_low[@]}")")
+args+=(--contrast "$(join "${high[@]}"):$(join "${u_high[@]}")")
 .venv/bin/ddpglab report runs/replay-volume --window 50 --threshold 200 "${args[@]}" "$@"
